@@ -1,0 +1,97 @@
+"""Lightning callbacks: LR | bicubic | VDSR | HR panels per scale, to PNG and to image-capable loggers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from matplotlib.figure import Figure
+
+from afm_sr.report.figures import comparison_panel, save_png
+
+
+def _figure_to_array(fig: Figure) -> np.ndarray:
+    """RGB uint8 array of a rendered figure (for W&B / TensorBoard)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+class ImagePanel(pl.Callback):
+    """Keep the first image of each scale seen in validation/test and show it as a comparison panel.
+
+    Validation panels go to every logger that takes images (W&B, TensorBoard); test panels are also
+    written as PNG into ``out_dir`` (default: the trainer's log folder), so every run leaves a picture.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, out_dir: str | None = None) -> None:
+        self.every_n_epochs, self.out_dir = every_n_epochs, out_dir
+        self.examples: dict[int, dict[str, np.ndarray]] = {}
+
+    def _capture(self, outputs: Any, batch: dict[str, Any]) -> None:
+        """Remember the first (LR, bicubic, model, HR) quadruple of a scale."""
+        scale = int(batch["scale"][0])
+        if scale in self.examples or not isinstance(outputs, dict) or "pred" not in outputs:
+            return
+        self.examples[scale] = {
+            f"LR (1/{scale})": batch["low"][0, 0].float().cpu().numpy(),
+            "bicubic": batch["input"][0, 0].float().cpu().numpy(),
+            "afm-sr": outputs["pred"][0, 0].float().cpu().numpy(),
+            "HR": batch["target"][0, 0].float().cpu().numpy(),
+        }
+
+    def _figures(self, title: str) -> dict[int, Figure]:
+        """One panel per captured scale, with a cross-section through the middle row."""
+        return {s: comparison_panel(ex, unit="z-score", title=f"{title} x{s}", row=ex["HR"].shape[0] // 2)
+                for s, ex in sorted(self.examples.items())}
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start a fresh capture."""
+        self.examples = {}
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def on_validation_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                                batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Capture the first image of each scale."""
+        if trainer.current_epoch % self.every_n_epochs == 0:
+            self._capture(outputs, batch)
+
+    def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
+                          batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Capture the first test image of each scale (test_step returns its prediction)."""
+        self._capture(outputs, batch)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Send the panels to image-capable loggers."""
+        if trainer.sanity_checking or not self.examples:
+            return
+        self._log(trainer, self._figures(f"val epoch {trainer.current_epoch}"), "val")
+
+    def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Write test panels as PNG and send them to the loggers."""
+        if not self.examples:
+            return
+        figs = self._figures("test")
+        out = Path(self.out_dir or trainer.default_root_dir) / "samples"
+        arrays = {s: _figure_to_array(f) for s, f in figs.items()}
+        for s, fig in figs.items():
+            save_png(fig, out / f"test_panel_x{s}.png")
+        self._log(trainer, arrays, "test")
+
+    @staticmethod
+    def _log(trainer: pl.Trainer, panels: dict[int, Figure | np.ndarray], stage: str) -> None:
+        """Log each panel with whichever image API a logger has."""
+        arrays = {s: p if isinstance(p, np.ndarray) else _figure_to_array(p) for s, p in panels.items()}
+        for lg in trainer.loggers:
+            for s, arr in arrays.items():
+                if hasattr(lg, "log_image"):
+                    lg.log_image(key=f"{stage}/panel_x{s}", images=[arr], step=trainer.global_step)
+                elif hasattr(getattr(lg, "experiment", None), "add_image"):
+                    lg.experiment.add_image(f"{stage}/panel_x{s}", arr, trainer.global_step, dataformats="HWC")
+        for p in panels.values():
+            if isinstance(p, Figure):
+                import matplotlib.pyplot as plt
+
+                plt.close(p)

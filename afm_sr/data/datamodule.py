@@ -1,0 +1,113 @@
+"""The LightningDataModule: compose per-material datasets, split by image, serve patches and images."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from afm_sr.data.datasets import ImageDataset, PatchDataset
+from afm_sr.data.prepare import Prepared, prepare
+from afm_sr.degrade import SUPPORTED_SCALES, Degradation
+from afm_sr.errors import ConfigError
+from afm_sr.io import HeightMap
+from afm_sr.materials import Material
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def split_groups(groups: Sequence[object], fractions: Sequence[float], seed: int) -> list[str]:
+    """Assign each item a split so that items sharing a group (e.g. rescans of one area) stay together.
+
+    Groups are shuffled with ``seed`` and dealt out by the cumulative ``fractions``; with three or more
+    groups, val and test each get at least one.
+    """
+    unique = list(dict.fromkeys(groups))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n = len(unique)
+    n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
+    n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
+    assign: dict[object, str] = {}
+    for rank, gi in enumerate(order):
+        assign[unique[gi]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    return [assign[g] for g in groups]
+
+
+class AFMDataModule(pl.LightningDataModule):
+    """Per-material HR maps -> normalized, degraded tensors -> patch batches (train) and images (val/test).
+
+    Every material is split on its own (by ``metadata['group']`` where a reader gives one, else by image)
+    with ``split_seed``, so each material is represented in val and test and no patch of a test image is
+    ever trained on.
+    """
+
+    def __init__(self, materials: Mapping[str, Material], degradation: Degradation,
+                 scales: Sequence[int] = (2, 4, 8), patch_size: int = 41, batch_size: int = 64,
+                 patches_per_epoch: int = 6400, split: Sequence[float] = (0.7, 0.15, 0.15),
+                 split_seed: int = 1234, clip_percentiles: Sequence[float] = (2.5, 97.5),
+                 num_workers: int = 0, pin_memory: bool = False) -> None:
+        super().__init__()
+        if not materials:
+            raise ConfigError("dataset: no materials configured (add entries under dataset.materials)")
+        bad = [s for s in scales if int(s) not in SUPPORTED_SCALES]
+        if bad or not scales:
+            raise ConfigError(f"scales {list(scales)}: each must be one of {list(SUPPORTED_SCALES)}")
+        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or min(split) < 0:
+            raise ConfigError(f"dataset.split must be three fractions summing to 1, got {list(split)}")
+        if patch_size < 2 * max(scales) or batch_size < 1 or patches_per_epoch < 1:
+            raise ConfigError("dataset: need patch_size >= 2 x the largest scale, batch_size >= 1, "
+                              "patches_per_epoch >= 1")
+        self.materials = dict(materials)
+        self.degradation = degradation
+        self.scales = [int(s) for s in scales]
+        self.patch_size, self.batch_size, self.patches_per_epoch = patch_size, batch_size, patches_per_epoch
+        self.split, self.split_seed = tuple(split), split_seed
+        self.clip = (float(clip_percentiles[0]), float(clip_percentiles[1]))
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.images: dict[str, list[Prepared]] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load, split and prepare every material once (idempotent)."""
+        if self.images:
+            return
+        self.images = {k: [] for k in SPLITS}
+        for mi, (key, material) in enumerate(self.materials.items()):
+            maps = material.load()
+            groups = [hm.metadata.get("group", i) for i, hm in enumerate(maps)]
+            parts = split_groups(groups, self.split, self.split_seed + mi)
+            for i, (hm, part) in enumerate(zip(maps, parts, strict=True)):
+                self.images[part].append(self._prepare(hm, key, i, mi))
+        counts = {k: len(v) for k, v in self.images.items()}
+        log.info("images per split: %s", counts)
+        empty = [k for k, v in counts.items() if v == 0]
+        if empty:
+            raise ConfigError(f"dataset: split(s) {empty} got no images ({counts}); use more images per material")
+
+    def _prepare(self, hm: HeightMap, key: str, index: int, material_index: int) -> Prepared:
+        """Prepare one map with a seed unique to its material and index."""
+        name = hm.source.name if hm.source is not None else f"{key}_{index:03d}"
+        return prepare(hm, self.scales, self.degradation, seed=self.split_seed + 7919 * material_index + index,
+                       clip_percentiles=self.clip, material=key, name=name)
+
+    def _loader(self, dataset: object, batch_size: int, shuffle: bool) -> DataLoader:
+        """A DataLoader with the configured workers."""
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        """Random augmented patches mixing every material and scale in each batch."""
+        ds = PatchDataset(self.images["train"], self.scales, self.patch_size, self.patches_per_epoch)
+        return self._loader(ds, self.batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        """Whole validation images, every scale."""
+        return self._loader(ImageDataset(self.images["val"], self.scales), 1, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """Whole test images, every scale."""
+        return self._loader(ImageDataset(self.images["test"], self.scales), 1, shuffle=False)

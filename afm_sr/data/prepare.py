@@ -1,0 +1,53 @@
+"""Turn height maps into training tensors: normalize, crop to the scales, degrade once per scale."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from afm_sr.degrade import Degradation, degrade, modcrop
+from afm_sr.io import HeightMap
+from afm_sr.preprocess import normalize
+
+
+@dataclass
+class Prepared:
+    """One HR image in network units with its degraded inputs, one per scale (all float32 H x W)."""
+
+    hr: torch.Tensor
+    inputs: dict[int, torch.Tensor]
+    lows: dict[int, torch.Tensor]
+    z_range: tuple[float, float]
+    material: str
+    name: str
+
+
+def lcm(values: Sequence[int]) -> int:
+    """Least common multiple, the crop multiple that aligns HR with every scale's LR grid."""
+    out = 1
+    for v in values:
+        out = out * int(v) // math.gcd(out, int(v))
+    return out
+
+
+def prepare(hm: HeightMap, scales: Sequence[int], degradation: Degradation, seed: int,
+            clip_percentiles: tuple[float, float] = (2.5, 97.5), material: str = "", name: str = "") -> Prepared:
+    """Normalize ``hm`` (clip + z-score), crop it to a multiple of every scale, degrade it per scale.
+
+    The network input is always the bicubic upscaling of the degradation's LR image.
+
+    The degradation's randomness is seeded by ``seed`` and the scale, so a split always sees the same
+    inputs.
+    """
+    z, stats = normalize(hm.data, clip_percentiles)
+    hr = modcrop(torch.from_numpy(z.astype(np.float32)), lcm(scales))
+    inputs, lows = {}, {}
+    for s in map(int, scales):
+        gen = torch.Generator().manual_seed(int(seed) * 1009 + s)
+        low, up = degrade(degradation, hr, s, gen)
+        lows[s], inputs[s] = low.float().contiguous(), up.float().contiguous()
+    return Prepared(hr.contiguous(), inputs, lows, stats.z_range, material, name)

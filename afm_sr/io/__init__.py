@@ -1,0 +1,9 @@
+"""Reading and writing AFM files as HeightMap objects (meters, pixel size, channel, metadata)."""
+
+from afm_sr.io.api import FileInfo, describe, list_channels, read, write
+from afm_sr.io.formats import FORMATS, Format
+from afm_sr.io.heightmap import HeightMap
+from afm_sr.io.writers import WRITERS
+
+__all__ = ["FORMATS", "WRITERS", "FileInfo", "Format", "HeightMap", "describe", "list_channels", "read",
+           "write"]

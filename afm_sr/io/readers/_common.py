@@ -1,0 +1,94 @@
+"""Helpers every reader shares: SI unit prefixes, header sanity checks and optional imports."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from afm_sr.errors import AFMFileError
+from afm_sr.io.heightmap import HeightMap
+
+#: Largest image a header may announce; anything bigger is a corrupt header, refused before allocating.
+MAX_PIXELS = 2**28
+
+_PREFIX = {"": 1.0, "y": 1e-24, "z": 1e-21, "a": 1e-18, "f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6,
+           "µ": 1e-6, "μ": 1e-6, "~": 1e-6, "m": 1e-3, "c": 1e-2, "d": 1e-1, "k": 1e3, "M": 1e6, "G": 1e9}
+
+
+def split_unit(unit: str) -> tuple[float, str]:
+    """Split ``'nm'`` into ``(1e-9, 'm')``: the factor to SI and the base unit (Å counts as 1e-10 m)."""
+    u = unit.strip().replace("\x00", "")
+    if u in ("Å", "A", "Ang", "angstrom"):
+        return 1e-10, "m"
+    for base in ("m", "V", "A", "Hz", "N", "deg", "s"):
+        if u.endswith(base) and u[: -len(base)] in _PREFIX:
+            prefix = u[: -len(base)]
+            return _PREFIX[prefix], base
+    return 1.0, u
+
+
+def to_meters(value: float, unit: str) -> float:
+    """Convert a length such as ``(2.5, 'um')`` to meters; raise ValueError for a non-length unit."""
+    factor, base = split_unit(unit)
+    if base != "m":
+        raise ValueError(f"{unit!r} is not a length unit")
+    return float(value) * factor
+
+
+def parse_length(text: str) -> float:
+    """Parse a length written with its unit, e.g. ``'10µm'`` or ``'2.000 µm'``, into meters."""
+    match = re.fullmatch(r"\s*([-+0-9.eE]+)\s*(\S*)\s*", text)
+    if match is None:
+        raise ValueError(f"cannot read a length from {text!r}")
+    return to_meters(float(match.group(1)), match.group(2) or "m")
+
+
+def check_dims(path: Path, ny: int, nx: int, what: str = "header") -> None:
+    """Refuse a header announcing a non-positive or absurd (> 2**28 px) image before any allocation."""
+    if ny < 1 or nx < 1 or ny * nx > MAX_PIXELS:
+        raise AFMFileError(path, f"the {what} announces a {ny}x{nx} px image, which cannot be right; "
+                                 "the file is probably corrupt")
+
+
+def need_bytes(path: Path, available: int, needed: int) -> None:
+    """Raise AFMFileError when the file holds fewer bytes than its header promises (truncated file)."""
+    if available < needed:
+        raise AFMFileError(path, f"the file is truncated: its header promises {needed} bytes of data but "
+                                 f"only {available} follow; copy it again from the instrument")
+
+
+def scaled(data: np.ndarray, unit: str, pixel_size: tuple[float, float], channel: str, path: Path,
+           metadata: dict | None = None) -> HeightMap:
+    """Wrap ``data`` given in ``unit`` converted to SI (e.g. nm -> m), keeping the base unit."""
+    factor, base = split_unit(unit)
+    return HeightMap(np.asarray(data, dtype=np.float64) * factor, pixel_size, channel=channel,
+                     z_unit=base, source=path, metadata=dict(metadata or {}))
+
+
+def optional_import(module: str, fmt: str) -> ModuleType:
+    """Import an optional reader library or raise AFMFileError naming the ``pip install`` that adds it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise AFMFileError(None, f"reading {fmt} files needs the optional package {module!r}: "
+                                 "pip install 'afm-sr[formats]'") from exc
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What the user told us that a file may lack: pixel size (dx, dy) in meters and the z unit."""
+
+    pixel_size: tuple[float, float] | None = None
+    z_unit: str | None = None
+
+
+def hinted_pixel_size(path: Path, hints: Hints, why: str) -> tuple[float, float]:
+    """Return the user's pixel size, or raise AFMFileError saying why the file needs one and how."""
+    if hints.pixel_size is None:
+        raise AFMFileError(path, f"{why}; pass pixel_size=(dx, dy) in meters (CLI: --pixel-size 1e-8)")
+    return hints.pixel_size

@@ -1,0 +1,40 @@
+"""Bruker / Veeco NanoScope files (.spm, .000-.999) through pySPM (optional: ``afm-sr[formats]``)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from afm_sr.io.heightmap import HeightMap
+from afm_sr.io.readers._common import Hints, optional_import, split_unit, to_meters
+
+MAGIC = (b"\\*File list", b"?*File list")
+_NAME = re.compile(r'"([^"]+)"')
+
+
+def _name(layer: dict) -> str:
+    """Return the channel name in ``@2:Image Data: S [Height] "Height"``."""
+    label = layer[b"@2:Image Data"][0].decode("latin-1")
+    match = _NAME.search(label)
+    return match.group(1) if match else label
+
+
+def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
+    """Each image layer, row 0 at the top as NanoScope and Gwyddion show it, heights in meters."""
+    pyspm = optional_import("pySPM", "Bruker NanoScope")
+    scan = pyspm.Bruker(str(path))
+    maps = []
+    for layer in scan.layers:
+        name = _name(layer)
+        image = scan.get_channel(name)
+        size = image.size
+        width = to_meters(size["real"]["x"], size["real"]["unit"])
+        height = to_meters(size["real"]["y"], size["real"]["unit"])
+        ny, nx = image.pixels.shape
+        factor, base = split_unit(image.zscale)
+        maps.append(HeightMap(np.flipud(np.asarray(image.pixels, dtype=np.float64)) * factor,
+                              (width / nx, height / ny), channel=name, z_unit=base, source=path,
+                              metadata={"scan_size": f"{size['real']['x']} {size['real']['unit']}"}))
+    return maps

@@ -1,0 +1,79 @@
+"""TIFF height maps through tifffile: afm-sr's own float32 TIFFs, Park Systems TIFFs and plain float TIFFs.
+
+Park Systems (PSIA) files keep the real data in private tag 50434 and a binary header in tag 50435;
+tifffile hands over both, and the few header fields used here are decoded by hand (offsets from the
+PSIA TIFF specification as implemented by Gwyddion's psia module); rows are stored bottom-up.
+
+afm-sr writes the pixel size and units as JSON in the ImageDescription tag (see ``afm_sr.io.writers``);
+any other single-channel TIFF needs the pixel size from the caller, and its values are taken as heights
+in the unit given (meters by default).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from afm_sr.io.heightmap import HeightMap
+from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, need_bytes, split_unit, to_meters
+
+MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+#: The key afm-sr puts in its ImageDescription JSON, so foreign JSON descriptions are not misread.
+DESCRIPTION_KEY = "afm_sr"
+_PARK_DATA, _PARK_HEADER = 50434, 50435
+_PARK_DTYPES = {0: "<i2", 1: "<i4", 2: "<f4"}
+
+
+def _utf16(raw: bytes, start: int, end: int) -> str:
+    """Decode a NUL-terminated UTF-16LE string field of the PSIA header."""
+    return raw[start:end].decode("utf-16-le", errors="replace").split("\0")[0]
+
+
+def _park(path: Path, page: tifffile.TiffPage) -> HeightMap:
+    """Read the Park Systems image of ``page``: heights = raw x data gain, in the header's z unit."""
+    header = page.tags[_PARK_HEADER].value
+    nx, ny = struct.unpack_from("<ii", header, 100)
+    check_dims(path, ny, nx, what="Park header")
+    width, height = struct.unpack_from("<dd", header, 140)
+    xy_unit = _utf16(header, 188, 204) or "um"
+    (gain,) = struct.unpack_from("<d", header, 220)
+    (dtype_code,) = struct.unpack_from("<i", header, 348)
+    dtype = np.dtype(_PARK_DTYPES[dtype_code])
+    raw = page.tags[_PARK_DATA].value
+    need_bytes(path, len(raw), nx * ny * dtype.itemsize)
+    data = np.frombuffer(raw, dtype=dtype, count=nx * ny).reshape(ny, nx)[::-1] * gain
+    factor, base = split_unit(_utf16(header, 244, 260) or "um")
+    pixel = (to_meters(width, xy_unit) / nx, to_meters(height, xy_unit) / ny)
+    return HeightMap(data * factor, pixel, channel=_utf16(header, 4, 68), z_unit=base, source=path,
+                     metadata={"head_mode": _utf16(header, 68, 84)})
+
+
+def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
+    """Each page that is a 2-D image, with the pixel size from afm-sr's description or from ``hints``."""
+    maps = []
+    with tifffile.TiffFile(path) as tif:
+        for k, page in enumerate(tif.pages):
+            if _PARK_HEADER in page.tags:
+                maps.append(_park(path, page))
+                continue
+            if len(page.shape) != 2:
+                continue
+            check_dims(path, *page.shape, what=f"TIFF page {k}")
+            try:
+                info = json.loads(page.description or "{}")
+            except json.JSONDecodeError:
+                info = {}
+            info = info if isinstance(info, dict) and DESCRIPTION_KEY in info else {}
+            if info:
+                pixel = (float(info["pixel_size_m"][0]), float(info["pixel_size_m"][1]))
+            else:
+                pixel = hinted_pixel_size(path, hints, "this TIFF does not record its pixel size in meters")
+            factor, base = split_unit(info.get("z_unit") or hints.z_unit or "m")
+            maps.append(HeightMap(page.asarray().astype(np.float64) * factor, pixel,
+                                  channel=info.get("channel", f"Page {k}"), z_unit=base, source=path,
+                                  metadata=info.get("metadata", {})))
+    return maps

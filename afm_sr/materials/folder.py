@@ -1,0 +1,59 @@
+"""A material made of real AFM files in a folder, read through ``afm_sr.io`` and leveled per image."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from afm_sr.errors import AFMFileError
+from afm_sr.io import HeightMap, read
+from afm_sr.preprocess import level
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class FolderMaterial:
+    """Every file matching ``glob`` in ``path`` (sorted by name), so real scans train like synthetic ones.
+
+    A file that cannot be read is logged with its name and skipped; only a folder where no file reads
+    raises ``AFMFileError``. Sidecar ``.json`` files and ``index.csv`` are never taken for scans.
+    """
+
+    name: str
+    path: str
+    glob: str = "*"
+    channel: str | None = None
+    level_plane: bool = True
+    align_rows: bool = False
+    limit: int | None = None
+
+    def files(self) -> list[Path]:
+        """List the scan files this material reads, in name order, at most ``limit`` of them."""
+        folder = Path(self.path)
+        if not folder.is_dir():
+            raise AFMFileError(folder, f"material {self.name!r}: the folder does not exist")
+        found = sorted(p for p in folder.glob(self.glob)
+                       if p.is_file() and p.suffix.lower() not in (".json", ".md") and p.name != "index.csv")
+        return found[: self.limit] if self.limit is not None else found
+
+    def load(self) -> list[HeightMap]:
+        """Read and level every file; skip (and log) the ones that fail."""
+        files = self.files()
+        maps, failures = [], []
+        for file in files:
+            try:
+                hm = read(file, channel=self.channel)
+            except AFMFileError as exc:
+                _log.warning("material %r: skipping %s: %s", self.name, file.name, exc.problem)
+                failures.append(file.name)
+                continue
+            maps.append(hm.with_data(level(hm.data, plane=self.level_plane, rows=self.align_rows)))
+        if not maps:
+            what = f"none of {len(files)} files could be read ({', '.join(failures[:5])})" if files else \
+                f"no file matches {self.glob!r}"
+            raise AFMFileError(Path(self.path), f"material {self.name!r}: {what}")
+        if failures:
+            _log.warning("material %r: read %d files, skipped %d", self.name, len(maps), len(failures))
+        return maps

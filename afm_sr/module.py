@@ -1,0 +1,156 @@
+"""The LightningModule: VDSR training with per-scale loss balance, adjustable clipping and LR steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MeanMetric
+
+from afm_sr.errors import ConfigError
+from afm_sr.metrics import MetricSpec, psnr_ssim
+from afm_sr.report.tables import summarize
+
+LOSS_WEIGHTINGS = ("none", "bicubic")
+
+
+class VDSRModule(pl.LightningModule):
+    """Train one network for all ``scales``; validate/test PSNR and SSIM per scale beside bicubic.
+
+    Parameters
+    ----------
+    net : the architecture (e.g. ``afm_sr.models.VDSR``), mapping bicubic input to HR.
+    optimizer, scheduler : partials that take parameters / the optimizer (built from conf/).
+    scheduler_interval : ``"epoch"`` or ``"step"``: what ``scheduler.step_size`` counts.
+    clip_theta : the paper's adjustable clipping: gradients clipped to [-theta/lr, theta/lr]; None = off.
+    loss_weighting : ``"none"`` (plain MSE) or ``"bicubic"`` (each sample's MSE divided by its bicubic
+        MSE, so x8 residuals do not drown x2; see DESIGN.md 'What real scans teach').
+    """
+
+    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
+                 clip_theta: float | None = 0.01, loss_weighting: str = "bicubic", loss_eps: float = 1e-3,
+                 scales: Sequence[int] = (2, 4, 8), metric_convention: str = "range01",
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ConfigError(f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got {loss_weighting!r}")
+        if scheduler_interval not in ("epoch", "step"):
+            raise ConfigError(f"module.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}")
+        if clip_theta is not None and clip_theta <= 0:
+            raise ConfigError(f"module.clip_theta must be positive or null, got {clip_theta}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.scales = [int(s) for s in scales]
+        self.spec = MetricSpec(metric_convention)
+        keys = [f"{m}_x{s}" for s in self.scales for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")]
+        self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in keys})
+        self.test_records: list[dict[str, Any]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Bicubic-upscaled input (N, 1, H, W) -> restored image."""
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor, bicubic: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch of each sample's MSE, optionally divided by its bicubic MSE."""
+        mse = (pred.float() - target).pow(2).mean(dim=(1, 2, 3))
+        if self.hparams.loss_weighting == "bicubic":
+            mse = mse / ((bicubic - target).pow(2).mean(dim=(1, 2, 3)) + self.hparams.loss_eps)
+        return mse.mean()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """One mixed-scale batch of patches."""
+        pred = self(batch["input"])
+        loss = self.loss(pred, batch["target"], batch["input"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}; "
+                                     "lower the learning rate or check the data (no checkpoint was written)")
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(pred))
+        return loss
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """Adjustable gradient clipping (VDSR): clip each gradient to +-theta/lr with the current lr."""
+        if self.hparams.clip_theta is None:
+            self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            return
+        lr = optimizer.param_groups[0]["lr"]
+        torch.nn.utils.clip_grad_value_(self.net.parameters(), self.hparams.clip_theta / lr)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Optimizer and step-decay scheduler from conf/ (SGD 0.1 / momentum 0.9 / wd 1e-4 by default)."""
+        opt = self.optimizer_factory(params=self.net.parameters())
+        if self.scheduler_factory is None:
+            return {"optimizer": opt}
+        sched = self.scheduler_factory(optimizer=opt)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.hparams.scheduler_interval}}
+
+    def _evaluate(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """PSNR/SSIM of the model and of bicubic for one batch of whole images (same scale)."""
+        scale = int(batch["scale"][0])
+        pred = self(batch["input"]).float()
+        psnr, ssim = psnr_ssim(pred, batch["target"], scale, self.spec, batch["z_range"])
+        bpsnr, bssim = psnr_ssim(batch["input"], batch["target"], scale, self.spec, batch["z_range"])
+        return {"scale": torch.tensor(scale), "psnr": psnr, "ssim": ssim, "bicubic_psnr": bpsnr,
+                "bicubic_ssim": bssim, "pred": pred}
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Accumulate per-scale means of model and bicubic metrics."""
+        out = self._evaluate(batch)
+        s = int(out["scale"])
+        for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
+            self.val_metrics[f"{m}_x{s}"].update(out[m])
+        return out
+
+    def on_validation_epoch_end(self) -> None:
+        """Log val/psnr_xS, val/bicubic_psnr_xS, val/gain_psnr_xS and the worst scale's gain."""
+        gains = []
+        for s in self.scales:
+            vals = {m: self.val_metrics[f"{m}_x{s}"] for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+            if vals["psnr"].update_count == 0:
+                continue
+            computed = {m: v.compute() for m, v in vals.items()}
+            for m, v in computed.items():
+                self.log(f"val/{m}_x{s}", v, sync_dist=True)
+            gain = computed["psnr"] - computed["bicubic_psnr"]
+            self.log(f"val/gain_psnr_x{s}", gain, sync_dist=True)
+            gains.append(gain)
+            for v in vals.values():
+                v.reset()
+        if gains:
+            self.log("val/min_gain_psnr", torch.stack(gains).min(), prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        """Forget records of an earlier test run."""
+        self.test_records = []
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Record per-image PSNR/SSIM of model and bicubic (the rows of Table 1)."""
+        out = self._evaluate(batch)
+        for i in range(len(out["psnr"])):
+            base = {"material": batch["material"][i], "image": batch["name"][i], "scale": int(out["scale"])}
+            self.test_records.append({**base, "method": "bicubic", "psnr": float(out["bicubic_psnr"][i]),
+                                      "ssim": float(out["bicubic_ssim"][i])})
+            self.test_records.append({**base, "method": "model", "psnr": float(out["psnr"][i]),
+                                      "ssim": float(out["ssim"][i])})
+        return out
+
+    def on_test_epoch_end(self) -> None:
+        """Log test/{method}_psnr_xS and _ssim_xS means (the full table is written by eval.py/train.py)."""
+        for row in summarize(self.test_records):
+            prefix = "test/" if row["method"] == "model" else "test/bicubic_"
+            self.log(f"{prefix}psnr_x{row['scale']}", row["psnr_mean"])
+            self.log(f"{prefix}ssim_x{row['scale']}", row["ssim_mean"])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the architecture next to the weights so ``infer`` can rebuild the net without Hydra."""
+        checkpoint["afm_sr"] = {"arch": type(self.net).__name__, "scales": self.scales,
+                                "depth": getattr(self.net, "depth", None), "width": getattr(self.net, "width", None),
+                                "channels": getattr(self.net, "channels", None)}

@@ -1,0 +1,98 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from afm_sr.data import AFMDataModule, ImageDataset, PatchDataset, prepare, split_groups
+from afm_sr.degrade import BicubicDegradation
+from afm_sr.errors import ConfigError
+from afm_sr.io import HeightMap
+from afm_sr.materials import SyntheticMaterial
+
+
+def _bumps(rng: np.random.Generator, n_px: int, pixel: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:n_px, 0:n_px] * pixel
+    f = rng.uniform(2, 6) / (n_px * pixel)
+    return 5e-9 * np.sin(2 * np.pi * f * xx) * np.cos(2 * np.pi * f * yy) + rng.normal(0, 1e-10, (n_px, n_px))
+
+
+def _material(name="waves", n=8, n_px=48):
+    return SyntheticMaterial(name, _bumps, n_images=n, n_px=n_px, scan_size_m=(1e-6, 2e-6), seed=3)
+
+
+def test_split_keeps_groups_together_and_is_seeded():
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "g"]
+    parts = split_groups(groups, (0.6, 0.2, 0.2), seed=1)
+    for g in set(groups):
+        assert len({p for p, gg in zip(parts, groups, strict=False) if gg == g}) == 1
+    assert parts == split_groups(groups, (0.6, 0.2, 0.2), seed=1)
+    assert {"train", "val", "test"} <= set(parts)
+
+
+def test_prepare_crops_to_scales_and_degrades():
+    hm = HeightMap(_bumps(np.random.default_rng(0), 50, 1e-8), (1e-8, 1e-8))
+    p = prepare(hm, [2, 4, 8], BicubicDegradation(), seed=0)
+    assert p.hr.shape == (48, 48)
+    assert {s: tuple(p.lows[s].shape) for s in p.lows} == {2: (24, 24), 4: (12, 12), 8: (6, 6)}
+    assert all(p.inputs[s].shape == p.hr.shape for s in (2, 4, 8))
+    lo, hi = p.z_range
+    assert float(p.hr.min()) == pytest.approx(lo, abs=1e-5) and float(p.hr.max()) == pytest.approx(hi, abs=1e-5)
+
+
+def test_patches_mix_scales_and_keep_input_target_aligned():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    images = [prepare(HeightMap(_bumps(rng, 48, 1e-8), (1e-8, 1e-8)), [2, 4, 8], BicubicDegradation(), seed=i)
+              for i in range(3)]
+    ds = PatchDataset(images, [2, 4, 8], patch_size=16, length=300)
+    items = [ds[i] for i in range(300)]
+    assert Counter(int(it["scale"]) for it in items).keys() == {2, 4, 8}
+    assert all(it["input"].shape == (1, 16, 16) for it in items)
+    # every patch pair is a crop of one image under one dihedral transform
+    for it in items[:30]:
+        s = int(it["scale"])
+        found = False
+        for im in images:
+            for k in range(4):
+                for flip in (False, True):
+                    t, i = torch.rot90(im.hr, k), torch.rot90(im.inputs[s], k)
+                    if flip:
+                        t, i = t.flip(1), i.flip(1)
+                    win = t.unfold(0, 16, 1).unfold(1, 16, 1)
+                    hit = (win == it["target"][0]).flatten(2).all(-1).nonzero()
+                    for r, c in hit.tolist():
+                        found |= torch.equal(i[r:r + 16, c:c + 16], it["input"][0])
+        assert found
+
+
+def test_image_dataset_lists_every_scale():
+    rng = np.random.default_rng(2)
+    images = [prepare(HeightMap(_bumps(rng, 32, 1e-8), (1e-8, 1e-8)), [2, 4], BicubicDegradation(), seed=0)]
+    ds = ImageDataset(images, [2, 4])
+    assert len(ds) == 2 and [int(ds[i]["scale"]) for i in range(2)] == [2, 4]
+    assert ds[1]["low"].shape == (1, 8, 8)
+
+
+def test_datamodule_splits_each_material_by_image():
+    dm = AFMDataModule({"a": _material("a"), "b": _material("b")}, BicubicDegradation(), scales=[2, 4],
+                       patch_size=24, batch_size=4, patches_per_epoch=8)
+    dm.setup("fit")
+    names = {k: {im.name for im in v} for k, v in dm.images.items()}
+    assert not (names["train"] & names["test"]) and not (names["train"] & names["val"])
+    for split in ("val", "test"):
+        assert {im.material for im in dm.images[split]} == {"a", "b"}
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["input"].shape == (4, 1, 24, 24)
+    assert len(dm.val_dataloader()) == 2 * len(dm.images["val"])
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"materials": {}}, "no materials"),
+    ({"scales": [3]}, "scales"),
+    ({"split": [0.5, 0.5]}, "split"),
+])
+def test_datamodule_bad_config(kwargs, match):
+    args = {"materials": {"a": _material()}, "degradation": BicubicDegradation(), **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        AFMDataModule(**args)

@@ -1,0 +1,78 @@
+"""End to end: train.py and eval.py as subprocesses on tiny configs, a 2-job multirun, bad configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["debug=tiny", "dataset=multi", "model.depth=2", "model.width=4"] + [
+    f"dataset.materials.{m}.{k}={v}" for m in ("ceramic", "nanoparticles") for k, v in (("n_images", 5), ("n_px", 48))
+]
+
+
+def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "AFM_SR_SHARED": str(REPO.parent / "shared")}
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_train_then_eval_writes_table1(tmp_path):
+    run_dir = tmp_path / "train"
+    res = _run("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    best = run_dir / "checkpoints" / "best.ckpt"
+    assert best.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    table = (run_dir / "table1.md").read_text()
+    assert "| all | x2 |" in table and "| all | x8 |" in table
+    assert sorted((run_dir / "samples").glob("*.png"))
+
+    eval_dir = tmp_path / "eval"
+    res = _run("eval.py", [*TINY, f"ckpt_path={best}", f"hydra.run.dir={eval_dir}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = (eval_dir / "table1.csv").read_text().splitlines()
+    assert lines[0] == "material,scale,method,n,psnr_mean,psnr_std,ssim_mean,ssim_std"
+    assert len(lines) == 1 + 3 * 2  # three scales x (bicubic, model)
+    # the same checkpoint on the same split gives the same numbers as the test after training
+    assert (eval_dir / "table1.csv").read_text() == (run_dir / "table1.csv").read_text()
+
+
+@pytest.mark.slow
+def test_multirun_two_jobs(tmp_path):
+    sweep = tmp_path / "sweep"
+    ceramic_only = [a for a in TINY if "nanoparticles" not in a and not a.startswith("dataset=")]
+    res = _run("train.py", ["-m", *ceramic_only, "dataset=mono,multi", "test=false", "logger=none",
+                            f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
+    assert all((sweep / j / "checkpoints" / "last.ckpt").is_file() for j in ("0", "1"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "message"), [
+    (["dataset=mutli"], "Could not find 'dataset/mutli'"),
+    (["model.dpeth=20"], "dpeth"),
+    (["model.depth=0"], "model.depth must be >= 2"),
+    (["scales=[3]"], "scales [3]"),
+    (["trainer.gpus=1"], "trainer.gpus=1"),
+])
+def test_bad_config_is_one_clear_error(tmp_path, args, message):
+    res = _run("train.py", [*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert res.returncode != 0
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_eval_with_a_checkpoint_of_another_architecture(tmp_path):
+    run_dir = tmp_path / "train"
+    assert _run("train.py", [*TINY, "test=false", f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
+    res = _run("eval.py", [*TINY, "model.width=8", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                           f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
+    assert res.returncode == 2 and "cannot load it into this model" in res.stderr
+    assert "Traceback" not in res.stderr

@@ -1,0 +1,75 @@
+from functools import partial
+
+import pytest
+import torch
+
+from afm_sr.errors import ConfigError
+from afm_sr.models import VDSR
+from afm_sr.module import VDSRModule
+
+
+def _module(**kwargs):
+    args = {"net": VDSR(depth=3, width=4), "optimizer": partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+            "scheduler": partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.1), **kwargs}
+    return VDSRModule(**args)
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.01, 0.001])
+def test_adjustable_clipping_follows_lr(lr):
+    module = _module(clip_theta=0.01)
+    opt = module.configure_optimizers()["optimizer"]
+    opt.param_groups[0]["lr"] = lr
+    for p in module.net.parameters():
+        p.grad = torch.full_like(p, 100.0)
+    module.net.body[0].weight.grad.view(-1)[0] = -100.0
+    module.configure_gradient_clipping(opt)
+    bound = 0.01 / lr
+    for p in module.net.parameters():
+        assert p.grad.max().item() == pytest.approx(bound)
+    assert module.net.body[0].weight.grad.min().item() == pytest.approx(-bound)
+
+
+def test_clipping_follows_the_scheduler():
+    module = _module(clip_theta=0.01)
+    cfg = module.configure_optimizers()
+    opt, sched = cfg["optimizer"], cfg["lr_scheduler"]["scheduler"]
+    opt.step()
+    sched.step()  # lr 0.1 -> 0.01, so the bound goes 0.1 -> 1
+    for p in module.net.parameters():
+        p.grad = torch.full_like(p, 5.0)
+    module.configure_gradient_clipping(opt)
+    assert all(p.grad.max().item() == pytest.approx(1.0) for p in module.net.parameters())
+
+
+def test_loss_weighting_balances_scales():
+    target = torch.zeros(2, 1, 8, 8)
+    bicubic = torch.stack([torch.full((1, 8, 8), 0.1), torch.full((1, 8, 8), 1.0)])
+    pred = bicubic / 2  # both samples halve their bicubic error
+    plain = _module(loss_weighting="none").loss(pred, target, bicubic)
+    balanced = _module(loss_weighting="bicubic", loss_eps=0.0).loss(pred, target, bicubic)
+    assert plain.item() == pytest.approx((0.05**2 + 0.5**2) / 2)
+    assert balanced.item() == pytest.approx(0.25)
+
+
+def test_validation_logs_per_scale_beside_bicubic():
+    module = _module(scales=[2, 4])
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    for s in (2, 4):
+        hr = torch.randn(1, 1, 32, 32)
+        batch = {"input": hr + 0.1, "target": hr, "scale": torch.tensor([s]),
+                 "z_range": torch.tensor([[float(hr.min()), float(hr.max())]])}
+        module.validation_step(batch, 0)
+    module.on_validation_epoch_end()
+    for s in (2, 4):
+        for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim", "gain_psnr"):
+            assert f"val/{key}_x{s}" in logged
+    assert logged["val/min_gain_psnr"] == pytest.approx(min(logged["val/gain_psnr_x2"], logged["val/gain_psnr_x4"]))
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [({"loss_weighting": "l1"}, "loss_weighting"),
+                                               ({"clip_theta": 0.0}, "clip_theta"),
+                                               ({"scheduler_interval": "hour"}, "scheduler_interval")])
+def test_bad_module_config(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        _module(**kwargs)
