@@ -19,6 +19,8 @@ class FolderMaterial:
 
     A file that cannot be read is logged with its name and skipped; only a folder where no file reads
     raises ``AFMFileError``. Sidecar ``.json`` files and ``index.csv`` are never taken for scans.
+    ``pixel_size`` (meters) serves files that do not store theirs; a reader's ``group`` metadata (rescans
+    of one area) is kept so the data module splits such files together.
     """
 
     name: str
@@ -28,6 +30,7 @@ class FolderMaterial:
     level_plane: bool = True
     align_rows: bool = False
     limit: int | None = None
+    pixel_size: float | None = None
 
     def files(self) -> list[Path]:
         """List the scan files this material reads, in name order, at most ``limit`` of them."""
@@ -44,12 +47,14 @@ class FolderMaterial:
         maps, failures = [], []
         for file in files:
             try:
-                hm = read(file, channel=self.channel)
+                hm = read(file, channel=self.channel, pixel_size=self.pixel_size)
             except AFMFileError as exc:
                 _log.warning("material %r: skipping %s: %s", self.name, file.name, exc.problem)
                 failures.append(file.name)
                 continue
-            maps.append(hm.with_data(level(hm.data, plane=self.level_plane, rows=self.align_rows)))
+            hm = hm.with_data(level(hm.data, plane=self.level_plane, rows=self.align_rows))
+            hm.metadata.setdefault("group", file.stem)
+            maps.append(hm)
         if not maps:
             what = f"none of {len(files)} files could be read ({', '.join(failures[:5])})" if files else \
                 f"no file matches {self.glob!r}"

@@ -49,3 +49,24 @@ def test_nothing_readable_raises(tmp_path: Path) -> None:
 def test_real_training_folder(shared_train: Path) -> None:
     maps = FolderMaterial("afm_train", str(shared_train), glob="*.npy", limit=3).load()
     assert len(maps) == 3 and all(hm.pixel_size[0] > 0 and hm.z_unit == "m" for hm in maps)
+
+
+def test_fallback_pixel_size_and_groups(tmp_path: Path) -> None:
+    np.save(tmp_path / "bare.npy", _tilted(0).data)  # no sidecar, no index.csv: no pixel size stored
+    (tmp_path / "index.csv").write_text(
+        "file,pixel_size_x_m,pixel_size_y_m,channel,notes\n"
+        "r1.npy,2e-8,2e-8,Height,\"rescan; group=areaA\"\nr2.npy,2e-8,2e-8,Height,group=areaA\n")
+    for name in ("r1.npy", "r2.npy"):
+        np.save(tmp_path / name, _tilted(1).data)
+    with pytest.raises(AFMFileError):
+        FolderMaterial("real", str(tmp_path), glob="bare.npy").load()
+    bare = FolderMaterial("real", str(tmp_path), glob="bare.npy", pixel_size=5e-9).load()
+    assert bare[0].pixel_size == (5e-9, 5e-9) and bare[0].metadata["group"] == "bare"
+    rescans = FolderMaterial("real", str(tmp_path), glob="r*.npy").load()
+    assert [hm.metadata["group"] for hm in rescans] == ["areaA", "areaA"]
+    assert rescans[0].pixel_size == (2e-8, 2e-8)
+
+
+def test_real_training_groups(shared_train: Path) -> None:
+    maps = FolderMaterial("afm_train", str(shared_train), glob="afmdataconv__*.npy", pixel_size=1e-8).load()
+    assert sum(hm.metadata["group"] == "afmdataconv_TS21" for hm in maps) == 10

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,9 @@ def _described(path: Path) -> dict[str, Any]:
             for row in csv.DictReader(handle):
                 if row.get("file") == path.name:
                     info: dict[str, Any] = {"channel": row.get("channel") or "Height", "index": dict(row)}
+                    group = re.search(r"group=([^\s;,)]+)", row.get("notes") or "")
+                    if group:  # rescans of one area: a split must keep them together
+                        info["group"] = group.group(1)
                     if row.get("pixel_size_x_m") and row.get("pixel_size_y_m"):  # empty where unknown
                         info["pixel_size"] = (float(row["pixel_size_x_m"]), float(row["pixel_size_y_m"]))
                     return info
