@@ -1,3 +1,17 @@
 """afm-sr: VDSR super-resolution for AFM height maps, in physical units."""
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+#: Public names imported on first use, so ``import afm_sr`` stays cheap (no torch) and free of side effects.
+_LAZY = {"enhance": "afm_sr.infer", "check_gain": "afm_sr.infer"}
+
+
+def __getattr__(name: str) -> object:
+    """Import ``afm_sr.enhance`` and ``afm_sr.check_gain`` from ``afm_sr.infer`` when first asked for."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'afm_sr' has no attribute {name!r}")

@@ -7,12 +7,14 @@ A subcommand is one function ``add_<name>(subparsers)`` that registers its parse
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from afm_sr.errors import AFMSRError
-from afm_sr.io import FileInfo, describe
+from afm_sr.errors import AFMFileError, AFMSRError, InputError
+from afm_sr.io import FileInfo, describe, read, write
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_ERROR = 2
@@ -74,8 +76,162 @@ def add_info(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_info)
 
 
+def _expand(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Files named by each argument, expanding globs the shell left alone; patterns that match nothing apart."""
+    files: list[Path] = []
+    unmatched: list[str] = []
+    for pattern in patterns:
+        if any(c in pattern for c in "*?[") and not Path(pattern).exists():
+            matches = sorted(glob.glob(pattern, recursive=True))
+            files += [Path(m) for m in matches]
+            unmatched += [] if matches else [pattern]
+        else:
+            files.append(Path(pattern))
+    return files, unmatched
+
+
+def _destination(src: Path, args: argparse.Namespace, into_folder: bool) -> Path:
+    """Where the enhanced ``src`` goes: ``-o`` FILE, or ``<stem>_x<s>.<format>`` in ``-o`` FOLDER or beside it."""
+    name = f"{src.stem}_x{args.scale}.{args.format or 'gwy'}"
+    if args.output is None:
+        return src.with_name(name)
+    if into_folder:
+        return args.output / name
+    if args.format and args.output.suffix.lower().lstrip(".") not in {args.format, "tif" if args.format == "tiff"
+                                                                     else args.format}:
+        raise InputError(f"-o {args.output} and --format {args.format} disagree; drop one of them")
+    return args.output
+
+
+def _claim(path: Path, force: bool, claimed: set[Path]) -> Path:
+    """``path`` if this run may write it: new (or ``--force``) and not written by an earlier input."""
+    if path.resolve() in claimed:
+        raise AFMFileError(path, "is also the output of an earlier input of this run; give -o a folder or "
+                                 "rename the inputs")
+    if path.exists() and not force:
+        raise AFMFileError(path, "exists; pass --force to replace it")
+    claimed.add(path.resolve())
+    return path
+
+
+def run_enhance(args: argparse.Namespace) -> int:
+    """Enhance each file, isolating failures to their file; non-zero exit if any failed."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from afm_sr.infer import enhance, load_model, resolve_device, resolve_precision, save_preview
+
+    resolve_precision(args.precision, resolve_device(args.device))  # bad options fail once, before any file
+    model = load_model(args.model)
+    files, unmatched = _expand(args.inputs)
+    failed = len(unmatched)
+    for pattern in unmatched:
+        print(f"afm-sr: error: {pattern}: no file matches", file=sys.stderr)
+    into_folder = args.output is not None and (len(files) > 1 or args.output.is_dir() or not args.output.suffix)
+    if into_folder and files:
+        args.output.mkdir(parents=True, exist_ok=True)
+    claimed: set[Path] = set()
+    tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
+
+    def tile_progress(done: int, total: int) -> None:
+        tiles.total = total
+        tiles.n = done
+        tiles.refresh()
+
+    with logging_redirect_tqdm():
+        for src in tqdm(files, desc="files", unit="file", disable=None, position=0):
+            try:
+                dest = _claim(_destination(src, args, into_folder), args.force, claimed)
+                preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed)
+                           if args.preview else None)
+                hm = read(src, args.channel, args.pixel_size, args.z_unit)
+                tiles.reset()
+                out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device,
+                              precision=args.precision, tile=args.tile, progress=tile_progress)
+                write(out, dest, overwrite=args.force)
+                if preview is not None:
+                    save_preview(hm, out, preview, title=f"{src.name} x{args.scale}", level_plane=args.level)
+            except AFMSRError as exc:
+                named = isinstance(exc, AFMFileError) and exc.path is not None
+                tqdm.write(f"afm-sr: error: {exc}" if named else f"afm-sr: error: {src}: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            ny, nx = out.shape
+            tqdm.write(f"{src} -> {dest} ({hm.shape[1]}x{hm.shape[0]} -> {nx}x{ny} px, scan size "
+                       f"{out.scan_size[0] * 1e6:.4g} x {out.scan_size[1] * 1e6:.4g} um"
+                       + (f", preview {preview.name})" if preview else ")"))
+    tiles.close()
+    return EXIT_ERROR if failed else 0
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every subcommand that runs the network: weights, device, precision, tile, leveling."""
+    parser.add_argument("--scale", type=int, choices=[2, 4, 8], default=4, help="scale factor (default 4)")
+    parser.add_argument("--model", default="default",
+                        help="'default' (the packaged model), a checkpoint from train.py or exported .safetensors")
+    parser.add_argument("--level", action=argparse.BooleanOptionalAction, default=False,
+                        help="subtract the least-squares plane first (default: heights as in the file)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="convolution precision")
+    parser.add_argument("--tile", type=int, default=512, metavar="PX",
+                        help="output tile side in pixels, bounds memory; the result does not depend on it")
+
+
+def add_enhance(subparsers: argparse._SubParsersAction) -> None:
+    """``afm-sr enhance INPUT... --scale S``: super-resolved height maps in meters, same scan size."""
+    parser = subparsers.add_parser("enhance", help="upscale AFM height maps with the model (same scan size, meters)")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="AFM files or glob patterns")
+    parser.add_argument("-o", "--output", type=Path,
+                        help="output file (one input) or folder (default: beside each input, <name>_x<S>.gwy)")
+    parser.add_argument("--format", choices=["gwy", "tiff", "npy", "txt"],
+                        help="output format (default gwy, or the suffix of -o FILE)")
+    parser.add_argument("--force", action="store_true", help="replace existing outputs")
+    parser.add_argument("--preview", action="store_true",
+                        help="also write <output>_preview.png: input | bicubic | afm-sr in nm, one colour scale")
+    add_model_options(parser)
+    add_file_options(parser)
+    parser.set_defaults(func=run_enhance)
+
+
+def run_check_gain(args: argparse.Namespace) -> int:
+    """Print PSNR/SSIM of bicubic and afm-sr per file under the paper's protocol."""
+    from afm_sr.infer import check_gain, load_model, resolve_device, resolve_precision
+
+    resolve_precision(args.precision, resolve_device(args.device))
+    model = load_model(args.model)
+    rows, failed = [], 0
+    for path in args.files:
+        try:
+            res = check_gain(read(path, args.channel, args.pixel_size, args.z_unit), args.scale, model,
+                             level_plane=args.level, device=args.device, precision=args.precision, tile=args.tile)
+        except AFMSRError as exc:
+            named = isinstance(exc, AFMFileError) and exc.path is not None
+            print(f"afm-sr: error: {exc}" if named else f"afm-sr: error: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        pixels = f"{res.shape[1]}x{res.shape[0]}"
+        rows += [[Path(path).name, pixels, "bicubic", f"{res.bicubic_psnr:.2f}", f"{res.bicubic_ssim:.4f}"],
+                 [Path(path).name, pixels, "afm-sr", f"{res.model_psnr:.2f}", f"{res.model_ssim:.4f}"],
+                 ["", "", "gain", f"{res.psnr_gain:+.2f}", f"{res.ssim_gain:+.4f}"]]
+    if rows:
+        print(f"x{args.scale}: each scan clipped to its 2.5..97.5th percentile and z-scored, bicubic-downscaled by "
+              f"{args.scale}, restored by bicubic and by afm-sr; range01 PSNR/SSIM, border {args.scale} px")
+        print(format_table(["file", "HR pixels", "method", "PSNR (dB)", "SSIM"], rows))
+    return EXIT_ERROR if failed else 0
+
+
+def add_check_gain(subparsers: argparse._SubParsersAction) -> None:
+    """``afm-sr check-gain FILE... --scale S``: what the model gains over bicubic on your own HR scans."""
+    parser = subparsers.add_parser("check-gain", help="degrade your high-resolution scan, restore it with bicubic "
+                                                      "and afm-sr, print PSNR/SSIM of both")
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    add_model_options(parser)
+    add_file_options(parser)
+    parser.set_defaults(func=run_check_gain)
+
+
 #: Each subcommand registers itself through one of these (enhance, check-gain, ... plug in here).
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_info]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_info, add_enhance, add_check_gain]
 
 
 def build_parser() -> argparse.ArgumentParser:
