@@ -14,14 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import WandbLogger
 
+from afm_sr.data.prepare import Prepared
 from afm_sr.errors import AFMSRError, ConfigError
-from afm_sr.report import write_table1
+from afm_sr.report import paired_comparison, summarize, write_table1
+from afm_sr.report.figures import Example, example_figures, gain_bars, save_png
 
 log = logging.getLogger("afm_sr")
 
@@ -100,10 +104,36 @@ def output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
+def load_weights_safely(name: str, ckpt: Path, module: torch.nn.Module) -> None:
+    """Refuse ``ckpt`` unless it is a file of plain tensors whose state_dict fits ``module`` (ConfigError naming it).
+
+    Lightning would otherwise fail inside ``fit``/``test`` with a traceback (missing file, a file that is not a
+    checkpoint, a pickled payload refused by ``weights_only=True``, another architecture).
+    """
+    if not ckpt.is_file():
+        raise ConfigError(f"{name}={ckpt}: no such checkpoint file; give a checkpoint written by train.py "
+                          "(outputs/<run>/checkpoints/last.ckpt or best.ckpt)")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    except Exception as err:  # UnpicklingError (not a checkpoint, or foreign objects), EOFError, zip errors, ...
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ConfigError(f"{name}={ckpt}: not a train.py checkpoint, or one holding Python objects that afm-sr "
+                          f"never unpickles ({type(err).__name__}: {first})") from err
+    mine = module.state_dict()
+    wrong = sorted(k for k in mine.keys() | state.keys() if k not in mine or k not in state
+                   or tuple(getattr(state[k], "shape", ())) != tuple(mine[k].shape))
+    if wrong:
+        raise ConfigError(f"{name}={ckpt}: cannot load it into this model ({len(wrong)} tensors differ, e.g. "
+                          f"{wrong[0]}); pass the same model.* settings it was trained with")
+
+
 def train(cfg: DictConfig) -> float | None:
     """Fit, then test the best checkpoint and write Table 1; return the monitored metric for sweepers."""
     datamodule, module, trainer = build(cfg)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    ckpt = cfg.get("ckpt_path")
+    if ckpt:
+        load_weights_safely("ckpt_path", Path(str(ckpt)), module)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metric = trainer.callback_metrics.get(cfg.get("optimized_metric", ""))
     if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -112,21 +142,109 @@ def train(cfg: DictConfig) -> float | None:
     return None if metric is None else float(metric)
 
 
-def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Test ``cfg.ckpt_path`` (and bicubic) on the configured test set; write Table 1."""
-    if not cfg.get("ckpt_path"):
-        raise ConfigError("eval.py needs ckpt_path=/path/to/checkpoint.ckpt (a train.py checkpoint)")
-    ckpt = Path(cfg.ckpt_path)
-    if not ckpt.is_file():
-        raise ConfigError(f"ckpt_path={ckpt}: no such file")
-    datamodule, module, trainer = build(cfg)
+def checkpoints(cfg: DictConfig) -> dict[str, Path]:
+    """The models eval.py compares, name -> checkpoint: ``checkpoints`` (a mapping) or ``ckpt_path`` (``model``)."""
+    given = cfg.get("checkpoints")
+    if given is not None and not isinstance(given, DictConfig):
+        raise ConfigError(f"checkpoints must map names to files, e.g. 'checkpoints={{mono: a.ckpt}}', got {given!r}")
+    named = OmegaConf.to_container(given, resolve=True) if given else {}
+    if cfg.get("ckpt_path") and named:
+        raise ConfigError("give either ckpt_path=... (one model) or checkpoints={name: path, ...}, not both")
+    if cfg.get("ckpt_path"):
+        named = {"model": cfg.ckpt_path}
+    if not named:
+        raise ConfigError("eval.py needs ckpt_path=/path/to/checkpoint.ckpt (a train.py checkpoint) or "
+                          "'checkpoints={mono: a.ckpt, multi: b.ckpt}'")
+    if "bicubic" in named:
+        raise ConfigError("checkpoints: 'bicubic' is the baseline's name; call the model something else")
+    missing = [f"{name}={path}" for name, path in named.items() if not Path(str(path)).is_file()]
+    if missing:
+        raise ConfigError(f"checkpoint file(s) not found: {', '.join(missing)}")
+    return {str(name): Path(str(path)) for name, path in named.items()}
+
+
+def _test_checkpoint(trainer: pl.Trainer, module: Any, datamodule: pl.LightningDataModule, name: str,
+                     ckpt: Path) -> list[dict[str, Any]]:
+    """Load ``ckpt`` into ``module``, test it; return its records with the model's rows named ``name``."""
+    load_weights_safely(f"checkpoint {name}", ckpt, module)
     try:
         trainer.test(module, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
     except (RuntimeError, KeyError, EOFError, ValueError) as err:
-        raise ConfigError(f"ckpt_path={ckpt}: cannot load it into this model ({str(err).splitlines()[0]}); "
-                          "pass the same model.* settings it was trained with") from err
-    report_test(module, output_dir(cfg), cfg)
-    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+        raise ConfigError(f"checkpoint {name}={ckpt}: cannot load it into this model "
+                          f"({str(err).splitlines()[0]}); pass the same model.* settings it was trained with") from err
+    return [{**r, "method": name} if r["method"] == "model" else r for r in module.test_records]
+
+
+def pick_figure_images(images: list[Prepared], n: int) -> list[Prepared]:
+    """``n`` test images for figures, taken in turn from each material (first of each, then second, ...)."""
+    count: dict[str, int] = {}
+    order = []
+    for i, im in enumerate(images):
+        order.append((count.get(im.material, 0), i))
+        count[im.material] = count.get(im.material, 0) + 1
+    return [images[i] for _, i in sorted(order)[:n]]
+
+
+@torch.no_grad()
+def _predict(module: Any, images: list[Prepared]) -> list[dict[int, np.ndarray]]:
+    """The loaded model's output (network units) for each image and scale, for the figures."""
+    module.eval()
+    return [{s: module(x[None, None].to(module.device)).float().cpu()[0, 0].numpy() for s, x in im.inputs.items()}
+            for im in images]
+
+
+def _example(datamodule: Any, image: Prepared, preds: dict[str, dict[int, np.ndarray]]) -> Example:
+    """One test image with every model's outputs, back in nm (the HR map's own normalization undone)."""
+    stats, pixel = image.stats, image.pixel_size[0]
+
+    def nm(z: torch.Tensor | np.ndarray) -> np.ndarray:
+        return stats.invert(np.asarray(z)) * 1e9
+
+    return Example(f"{image.material}: {image.name}", nm(image.hr), {s: nm(v) for s, v in image.lows.items()},
+                   {s: nm(v) for s, v in image.inputs.items()},
+                   {m: {s: nm(v) for s, v in p.items()} for m, p in preds.items()}, image.hr.shape[1] * pixel)
+
+
+def write_figures(records: list[dict[str, Any]], examples: list[Example], out_dir: Path) -> dict[str, Path]:
+    """Gain bar chart over all test images and the paper's figures per example image, as PNG; return the paths."""
+    paths = {"gain_bars": save_png(gain_bars(paired_comparison(records), "gain over bicubic, all test images"),
+                                   out_dir / "gain_bars.png")}
+    for i, ex in enumerate(examples):
+        for kind, fig in example_figures(ex).items():
+            paths[f"{kind}_{i}"] = save_png(fig, out_dir / f"{kind}_{i}.png")
+    return paths
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test every checkpoint (and bicubic once) on one test set; write Table 1, paired tests and figures.
+
+    Each model's rows carry its name as ``method`` (``model`` for ``ckpt_path``); figures show
+    ``figure_images`` test images, in turn from each material; with a W&B logger, tables and PNGs also go
+    to the W&B run.
+    """
+    models = checkpoints(cfg)
+    datamodule, module, trainer = build(cfg)
+    datamodule.setup("test")  # idempotent: trainer.test finds it done
+    images = pick_figure_images(datamodule.images["test"], cfg.figure_images)
+    records: list[dict[str, Any]] = []
+    outputs: dict[str, list[dict[int, np.ndarray]]] = {}
+    for name, ckpt in models.items():
+        rows = _test_checkpoint(trainer, module, datamodule, name, ckpt)
+        records += [r for r in rows if r["method"] != "bicubic" or not outputs]
+        outputs[name] = _predict(module, images)
+    module.test_records = records
+    out = output_dir(cfg)
+    report_test(module, out, cfg)
+    examples = [_example(datamodule, im, {m: o[i] for m, o in outputs.items()}) for i, im in enumerate(images)]
+    figures = write_figures(records, examples, out / "figures")
+    for lg in trainer.loggers:
+        if isinstance(lg, WandbLogger):
+            from afm_sr.report.wandb import log_report  # imports wandb (~0.5 s): only when a W&B run exists
+
+            log_report(lg.experiment, {"table1": summarize(records), "table1_per_material": summarize(records, True),
+                                       "wilcoxon": paired_comparison(records)}, figures)
+    return {f"test/{'' if r['method'] == 'model' else r['method'] + '_'}{m}_x{r['scale']}": r[f"{m}_mean"]
+            for r in summarize(records) for m in ("psnr", "ssim")}
 
 
 def run(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:

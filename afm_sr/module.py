@@ -149,8 +149,14 @@ class VDSRModule(pl.LightningModule):
             self.log(f"{prefix}psnr_x{row['scale']}", row["psnr_mean"])
             self.log(f"{prefix}ssim_x{row['scale']}", row["ssim_mean"])
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the RNG the patch sampler draws from, so a resumed run sees the patches it would have."""
+        if "torch_rng_state" in checkpoint:
+            torch.set_rng_state(checkpoint["torch_rng_state"])
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the architecture next to the weights so ``infer`` can rebuild the net without Hydra."""
+        """Store the architecture and the RNG state next to the weights (``infer`` rebuilds the net from it)."""
+        checkpoint["torch_rng_state"] = torch.get_rng_state()  # patches are drawn from it: resume exactly
         checkpoint["afm_sr"] = {"arch": type(self.net).__name__, "scales": self.scales,
                                 "depth": getattr(self.net, "depth", None), "width": getattr(self.net, "width", None),
                                 "channels": getattr(self.net, "channels", None)}

@@ -30,6 +30,17 @@ def test_split_keeps_groups_together_and_is_seeded():
     assert {"train", "val", "test"} <= set(parts)
 
 
+def test_split_of_a_subset_agrees_with_the_whole():
+    groups = [f"g{i}" for i in range(200)]
+    whole = dict(zip(groups, split_groups(groups, (0.7, 0.15, 0.15), seed=5, key="real"), strict=True))
+    subset = groups[::7]
+    part = dict(zip(subset, split_groups(subset, (0.7, 0.15, 0.15), seed=5, key="real"), strict=True))
+    assert part == {g: whole[g] for g in subset}
+    shares = [list(whole.values()).count(s) / 200 for s in ("train", "val", "test")]
+    assert all(abs(a - b) < 0.08 for a, b in zip(shares, (0.7, 0.15, 0.15), strict=True))
+    assert set(split_groups(groups[:4], (0.0, 0.0, 1.0), seed=5)) == {"test"}
+
+
 def test_prepare_crops_to_scales_and_degrades():
     hm = HeightMap(_bumps(np.random.default_rng(0), 50, 1e-8), (1e-8, 1e-8))
     p = prepare(hm, [2, 4, 8], BicubicDegradation(), seed=0)
@@ -96,3 +107,11 @@ def test_datamodule_bad_config(kwargs, match):
     args = {"materials": {"a": _material()}, "degradation": BicubicDegradation(), **kwargs}
     with pytest.raises(ConfigError, match=match):
         AFMDataModule(**args)
+
+
+def test_test_only_split_serves_evaluation():
+    dm = AFMDataModule({"a": _material("a")}, BicubicDegradation(), scales=[2], patch_size=24, split=[0, 0, 1])
+    dm.setup("test")
+    assert len(dm.images["test"]) == 8
+    with pytest.raises(ConfigError, match="train"):
+        dm.setup("fit")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 
-import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
@@ -21,20 +21,29 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
-def split_groups(groups: Sequence[object], fractions: Sequence[float], seed: int) -> list[str]:
+def _unit_hash(*parts: object) -> float:
+    """A number in [0, 1) fixed by ``parts`` (stable across processes and Python versions)."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+def split_groups(groups: Sequence[object], fractions: Sequence[float], seed: int, key: str = "") -> list[str]:
     """Assign each item a split so that items sharing a group (e.g. rescans of one area) stay together.
 
-    Groups are shuffled with ``seed`` and dealt out by the cumulative ``fractions``; with three or more
-    groups, val and test each get at least one.
+    Each group draws a fixed number from a hash of (seed, key, group) and falls into test, val or train by
+    the cumulative ``fractions``; a group therefore lands in the same split whatever other groups are
+    present, so a subset of a folder (mono) and the whole folder (multi) never swap train and test images.
+    Where a split with a non-zero fraction would stay empty (few groups), the train group closest to it
+    is moved there.
     """
     unique = list(dict.fromkeys(groups))
-    order = np.random.default_rng(seed).permutation(len(unique))
-    n = len(unique)
-    n_test = max(1, round(fractions[2] * n)) if n >= 3 else 0
-    n_val = max(1, round(fractions[1] * n)) if n >= 3 else 0
-    assign: dict[object, str] = {}
-    for rank, gi in enumerate(order):
-        assign[unique[gi]] = "test" if rank < n_test else "val" if rank < n_test + n_val else "train"
+    u = {g: _unit_hash(seed, key, g) for g in unique}
+    f_test, f_val = float(fractions[2]), float(fractions[1])
+    assign = {g: "test" if u[g] < f_test else "val" if u[g] < f_test + f_val else "train" for g in unique}
+    for split, wanted in (("test", f_test), ("val", f_val)):
+        train = [g for g in unique if assign[g] == "train"]
+        if wanted > 0 and split not in assign.values() and len(train) > 1:
+            assign[min(train, key=lambda g: u[g])] = split
     return [assign[g] for g in groups]
 
 
@@ -72,27 +81,28 @@ class AFMDataModule(pl.LightningDataModule):
         self.images: dict[str, list[Prepared]] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        """Load, split and prepare every material once (idempotent)."""
-        if self.images:
-            return
-        self.images = {k: [] for k in SPLITS}
-        for mi, (key, material) in enumerate(self.materials.items()):
-            maps = material.load()
-            groups = [hm.metadata.get("group", i) for i, hm in enumerate(maps)]
-            parts = split_groups(groups, self.split, self.split_seed + mi)
-            for i, (hm, part) in enumerate(zip(maps, parts, strict=True)):
-                self.images[part].append(self._prepare(hm, key, i, mi))
+        """Load, split and prepare every material once; check the splits ``stage`` needs are not empty."""
+        if not self.images:
+            self.images = {k: [] for k in SPLITS}
+            for key, material in self.materials.items():
+                maps = material.load()
+                groups = [hm.metadata.get("group", i) for i, hm in enumerate(maps)]
+                parts = split_groups(groups, self.split, self.split_seed, key)
+                for i, (hm, part) in enumerate(zip(maps, parts, strict=True)):
+                    self.images[part].append(self._prepare(hm, key, i))
+            log.info("images per split: %s", {k: len(v) for k, v in self.images.items()})
         counts = {k: len(v) for k, v in self.images.items()}
-        log.info("images per split: %s", counts)
-        empty = [k for k, v in counts.items() if v == 0]
+        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", SPLITS)
+        empty = [k for k in needed if counts[k] == 0]
         if empty:
             raise ConfigError(f"dataset: split(s) {empty} got no images ({counts}); use more images per material")
 
-    def _prepare(self, hm: HeightMap, key: str, index: int, material_index: int) -> Prepared:
-        """Prepare one map with a seed unique to its material and index."""
+    def _prepare(self, hm: HeightMap, key: str, index: int) -> Prepared:
+        """Prepare one map with a degradation seed fixed by its material and index (same in every dataset)."""
         name = hm.source.name if hm.source is not None else f"{key}_{index:03d}"
-        return prepare(hm, self.scales, self.degradation, seed=self.split_seed + 7919 * material_index + index,
-                       clip_percentiles=self.clip, material=key, name=name)
+        seed = int(_unit_hash(self.split_seed, key, index) * 2**31)
+        return prepare(hm, self.scales, self.degradation, seed=seed, clip_percentiles=self.clip, material=key,
+                       name=name)
 
     def _loader(self, dataset: object, batch_size: int, shuffle: bool) -> DataLoader:
         """A DataLoader with the configured workers."""

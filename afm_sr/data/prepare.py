@@ -11,12 +11,12 @@ import torch
 
 from afm_sr.degrade import Degradation, degrade, modcrop
 from afm_sr.io import HeightMap
-from afm_sr.preprocess import normalize
+from afm_sr.preprocess import Normalization, normalize
 
 
 @dataclass
 class Prepared:
-    """One HR image in network units with its degraded inputs, one per scale (all float32 H x W)."""
+    """One HR image in network units with its degraded inputs per scale, and what turns it back into meters."""
 
     hr: torch.Tensor
     inputs: dict[int, torch.Tensor]
@@ -24,6 +24,8 @@ class Prepared:
     z_range: tuple[float, float]
     material: str
     name: str
+    stats: Normalization | None = None
+    pixel_size: tuple[float, float] = (1.0, 1.0)
 
 
 def lcm(values: Sequence[int]) -> int:
@@ -50,4 +52,4 @@ def prepare(hm: HeightMap, scales: Sequence[int], degradation: Degradation, seed
         gen = torch.Generator().manual_seed(int(seed) * 1009 + s)
         low, up = degrade(degradation, hr, s, gen)
         lows[s], inputs[s] = low.float().contiguous(), up.float().contiguous()
-    return Prepared(hr.contiguous(), inputs, lows, stats.z_range, material, name)
+    return Prepared(hr.contiguous(), inputs, lows, stats.z_range, material, name, stats, hm.pixel_size)

@@ -7,6 +7,7 @@ escapes, so the CLI and folder materials can report one line per bad file.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,11 @@ PathLike = str | os.PathLike
 MIN_SIDE = 2
 
 
-def _guarded(path: Path, what: str, action: Callable[[], T]) -> T:
+_READ_HINT = "is the file complete and of the format its name says?"
+_WRITE_HINT = "is the folder writable and is there space left on the disk?"
+
+
+def _guarded(path: Path, what: str, action: Callable[[], T], hint: str = _READ_HINT) -> T:
     """Run ``action``; turn any exception into AFMFileError for ``path`` (ours keep their message)."""
     try:
         return action()
@@ -38,18 +43,23 @@ def _guarded(path: Path, what: str, action: Callable[[], T]) -> T:
     except MemoryError as exc:
         raise AFMFileError(path, f"not enough memory to {what}") from exc
     except Exception as exc:
-        raise AFMFileError(path, f"could not {what} ({type(exc).__name__}: {exc}); is the file complete and "
-                                 "of the format its name says?") from exc
+        raise AFMFileError(path, f"could not {what} ({type(exc).__name__}: {exc}); {hint}") from exc
 
 
 def _existing_file(path: PathLike) -> Path:
     """``path`` as a Path, or AFMFileError if it is missing, a directory or empty."""
     p = Path(path)
-    if not p.exists():
-        raise AFMFileError(p, "no such file")
-    if p.is_dir():
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise AFMFileError(p, "no such file") from None
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, a folder we may not enter, ...
+        raise AFMFileError(p, f"cannot access it ({type(exc).__name__}: {exc})") from exc
+    if stat.S_ISDIR(info.st_mode):
         raise AFMFileError(p, "is a directory; give a file (for a folder of scans use material=folder)")
-    if p.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise AFMFileError(p, "is not a regular file (a pipe or device?); give a file saved on disk")
+    if info.st_size == 0:
         raise AFMFileError(p, "the file is empty")
     return p
 
@@ -149,8 +159,8 @@ def write(hm: HeightMap, path: PathLike, overwrite: bool = False) -> Path:
     if writer is None:
         raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
     if p.exists() and not overwrite:
-        raise AFMFileError(p, "the file exists; pass overwrite=True (CLI: --overwrite) to replace it")
+        raise AFMFileError(p, "the file exists; pass overwrite=True (CLI: --force) to replace it")
     if not p.parent.is_dir():
-        raise AFMFileError(p, f"the folder {p.parent} does not exist")
-    _guarded(p, "write it", lambda: writer(hm, p))
+        raise AFMFileError(p, f"the folder {p.parent} does not exist; create it first")
+    _guarded(p, "write it", lambda: writer(hm, p, overwrite), _WRITE_HINT)
     return p

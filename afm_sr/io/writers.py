@@ -1,14 +1,16 @@
-"""Writers for .gwy, .tiff, .npy and Gwyddion-style .txt; each writes to a temp file, then renames it.
+"""Writers for .gwy, .tiff, .npy and Gwyddion-style .txt; each writes to temp files, then publishes them.
 
-The temp file sits in the target's folder so ``os.replace`` is an atomic rename: a reader never sees a
-half-written file, and a failed write leaves nothing behind.
+The temp files sit in the target's folder so publishing is an atomic rename (or, without ``overwrite``, a
+hard link that fails if the target appeared meanwhile): a reader never sees a half-written file, two
+processes writing the same name never replace each other's file unasked, and a failed write leaves
+nothing behind (not even the ``.npy`` sidecar).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,23 +19,60 @@ import numpy as np
 import tifffile
 from gwyfile.objects import GwyContainer, GwyDataField, GwySIUnit
 
+from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers.numpy_ import sidecar_path
 from afm_sr.io.readers.tiff import DESCRIPTION_KEY
 
+Fill = Callable[[Path], None]
 _CM = 1e-2
 
 
-def _atomic(path: Path, fill: Callable[[Path], None]) -> None:
-    """Call ``fill(tmp)`` on a temp file next to ``path``, then rename it to ``path``."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        fill(tmp)
+def _temp_beside(path: Path) -> Path:
+    """Create an empty hidden temp file next to ``path``, with the permissions the umask gives new files."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
+def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` to ``path``; without ``overwrite``, fail rather than replace an existing file."""
+    if overwrite:
         os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic "create if absent": no window in which another writer's file is replaced
+    except FileExistsError:
+        raise AFMFileError(path, "the file exists (another process may have just written it); pass "
+                                 "overwrite=True (CLI: --force) to replace it") from None
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise AFMFileError(path, "the file exists; pass overwrite=True (CLI: --force) to replace it") from None
+        os.replace(tmp, path)
+
+
+def _atomic(outputs: dict[Path, Fill], overwrite: bool) -> None:
+    """Call each ``fill(tmp)`` on a temp file next to its output, then publish them all; clean up on failure.
+
+    Without ``overwrite``, outputs already published by this call are removed again if a later one fails,
+    so the caller finds either every file or none.
+    """
+    temps: dict[Path, Path] = {}
+    published: list[Path] = []
+    try:
+        for path, fill in outputs.items():
+            temps[path] = _temp_beside(path)
+            fill(temps[path])
+        for path, tmp in temps.items():
+            _publish(tmp, path, overwrite)
+            published.append(path)
+    except BaseException:
+        for path in published if not overwrite else ():
+            path.unlink(missing_ok=True)
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
 
 
 def _plain_metadata(hm: HeightMap) -> dict[str, Any]:
@@ -47,44 +86,43 @@ def _sidecar(hm: HeightMap) -> dict[str, Any]:
             "z_unit": hm.z_unit, "metadata": _plain_metadata(hm)}
 
 
-def write_gwy(hm: HeightMap, path: Path) -> None:
+def write_gwy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     """Write a Gwyddion container with one data field, real x/y size in m and z unit (scale bars)."""
     width, height = hm.scan_size
     field = GwyDataField(np.ascontiguousarray(hm.data, dtype=np.float64), xreal=width, yreal=height,
                          si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr=hm.z_unit))
     container = GwyContainer({"/0/data": field, "/0/data/title": hm.channel})
-    _atomic(path, lambda tmp: container.tofile(str(tmp)))
+    _atomic({path: lambda tmp: container.tofile(str(tmp))}, overwrite)
 
 
-def write_tiff(hm: HeightMap, path: Path) -> None:
+def write_tiff(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     """Float32 TIFF with the pixel size as resolution tags (px/cm) and as JSON in ImageDescription."""
     data = hm.data.astype(np.float32)
     resolution = (_CM / hm.pixel_size[0], _CM / hm.pixel_size[1])
-    _atomic(path, lambda tmp: tifffile.imwrite(tmp, data, description=json.dumps(_sidecar(hm)), metadata=None,
-                                               resolution=resolution, resolutionunit="CENTIMETER"))
+    _atomic({path: lambda tmp: tifffile.imwrite(tmp, data, description=json.dumps(_sidecar(hm)), metadata=None,
+                                                resolution=resolution, resolutionunit="CENTIMETER")}, overwrite)
 
 
-def write_npy(hm: HeightMap, path: Path) -> None:
-    """Float32 ``.npy`` of heights in meters plus a ``<name>.json`` sidecar with the pixel size."""
+def write_npy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
+    """Float32 ``.npy`` of heights in meters plus a ``<name>.json`` sidecar with the pixel size (both or neither)."""
     def fill(tmp: Path) -> None:
         with tmp.open("wb") as handle:
             np.save(handle, hm.data.astype(np.float32))
 
-    side = sidecar_path(path)
-    _atomic(side, lambda tmp: tmp.write_text(json.dumps(_sidecar(hm), indent=1), encoding="utf-8"))
-    _atomic(path, fill)
+    _atomic({path: fill, sidecar_path(path): lambda tmp: tmp.write_text(json.dumps(_sidecar(hm), indent=1),
+                                                                        encoding="utf-8")}, overwrite)
 
 
-def write_txt(hm: HeightMap, path: Path) -> None:
+def write_txt(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     """Gwyddion's ASCII export layout: ``# Channel/Width/Height/Value units`` lines, then the matrix."""
     width, height = hm.scan_size
     header = (f"Channel: {hm.channel}\nWidth: {width:.10g} m\nHeight: {height:.10g} m\n"
               f"Value units: {hm.z_unit}")
-    _atomic(path, lambda tmp: np.savetxt(tmp, hm.data, fmt="%.9g", delimiter="\t", header=header,
-                                         comments="# "))
+    _atomic({path: lambda tmp: np.savetxt(tmp, hm.data, fmt="%.9g", delimiter="\t", header=header,
+                                          comments="# ")}, overwrite)
 
 
-#: Writer per suffix (lower case).
-WRITERS: dict[str, Callable[[HeightMap, Path], None]] = {
+#: Writer per suffix (lower case): ``writer(hm, path, overwrite=False)``.
+WRITERS: dict[str, Callable[..., None]] = {
     ".gwy": write_gwy, ".tif": write_tiff, ".tiff": write_tiff, ".npy": write_npy, ".txt": write_txt,
 }

@@ -1,17 +1,22 @@
-"""Figures as PNG: comparison panels on one colour scale, with scale bar, cross-sections and error maps."""
+"""Figures as PNG: the paper's panels (one colour scale, scale bar), error maps, line profiles, 3-D views, gains."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import patheffects
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 
 
 def _nice_length(length: float) -> float:
@@ -28,6 +33,28 @@ def _bar_label(meters: float) -> str:
     return f"{meters * 1e6:g} µm" if meters >= 1e-6 else f"{meters * 1e9:g} nm"
 
 
+def _extent(shape: tuple[int, ...], scan_size_m: float | None) -> tuple[float, float, float, float]:
+    """Image extent in µm (or in reference pixels without a scan size), so every image covers one area."""
+    span = scan_size_m * 1e6 if scan_size_m is not None else float(shape[1])
+    return (0, span, 0, span * shape[0] / shape[1])
+
+
+def _show(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float], vmin: float, vmax: float,
+          title: str, scan_size_m: float | None, cmap: str = "afmhot") -> AxesImage:
+    """One map on a fixed colour scale over ``extent``, without ticks, with a scale bar when the size is known."""
+    im = ax.imshow(np.asarray(image), cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if scan_size_m is not None:
+        bar = _nice_length(scan_size_m / 4)
+        x0, y0 = 0.05 * scan_size_m * 1e6, 0.06 * scan_size_m * 1e6
+        outline = [patheffects.withStroke(linewidth=2.5, foreground="black")]
+        ax.plot([x0, x0 + bar * 1e6], [y0, y0], color="white", lw=3, path_effects=outline)
+        ax.text(x0, y0 * 1.6, _bar_label(bar), color="white", fontsize=8, path_effects=outline)
+    return im
+
+
 def comparison_panel(images: Mapping[str, np.ndarray], scan_size_m: float | None = None, unit: str = "nm",
                      title: str = "", row: int | None = None) -> Figure:
     """Images side by side on the HR's colour scale (the last image is the reference), in physical extent.
@@ -41,20 +68,9 @@ def comparison_panel(images: Mapping[str, np.ndarray], scan_size_m: float | None
     n = len(names)
     fig, axes = plt.subplots(2 if row is not None else 1, n, figsize=(3.2 * n, 6.2 if row is not None else 3.4),
                              squeeze=False, constrained_layout=True)
-    span = scan_size_m * 1e6 if scan_size_m is not None else float(ref.shape[1])  # µm, or HR pixels
-    extent = (0, span, 0, span * ref.shape[0] / ref.shape[1])
+    extent = _extent(ref.shape, scan_size_m)
     for ax, name in zip(axes[0], names, strict=False):
-        im = ax.imshow(np.asarray(images[name]), cmap="afmhot", vmin=vmin, vmax=vmax, extent=extent,
-                       interpolation="nearest")
-        ax.set_title(name, fontsize=10)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if scan_size_m is not None:
-            bar = _nice_length(scan_size_m / 4)
-            x0 = 0.05 * scan_size_m * 1e6
-            y0 = 0.06 * scan_size_m * 1e6
-            ax.plot([x0, x0 + bar * 1e6], [y0, y0], color="white", lw=3)
-            ax.text(x0, y0 * 1.6, _bar_label(bar), color="white", fontsize=8)
+        im = _show(ax, images[name], extent, vmin, vmax, name, scan_size_m)
         if row is not None:
             ax.axhline((1 - (row + 0.5) / ref.shape[0]) * extent[3], color="cyan", lw=0.6, ls="--")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=unit)
@@ -65,36 +81,169 @@ def comparison_panel(images: Mapping[str, np.ndarray], scan_size_m: float | None
     return fig
 
 
+def panel_grid(rows: Mapping[str, Mapping[str, np.ndarray]], scan_size_m: float | None = None, unit: str = "nm",
+               title: str = "") -> Figure:
+    """Figure-2 style grid: one row per label (e.g. scale), its images side by side, ONE colour scale for all.
+
+    The colour scale is that of the reference, the last image of the first row (the HR map); every
+    image covers the same physical area whatever its pixel count, with a scale bar.
+    """
+    first = next(iter(rows.values()))
+    ref = np.asarray(list(first.values())[-1])
+    vmin, vmax = np.percentile(ref, [0.5, 99.5])
+    n_cols = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.6 * n_cols + 0.8, 2.7 * len(rows)), squeeze=False,
+                             constrained_layout=True)
+    extent = _extent(ref.shape, scan_size_m)
+    for ax_row, (label, images) in zip(axes, rows.items(), strict=True):
+        for ax, (name, image) in zip(ax_row, images.items(), strict=False):
+            im = _show(ax, image, extent, vmin, vmax, f"{label} {name}".strip(), scan_size_m)
+        for ax in ax_row[len(images):]:
+            ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label=unit)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _profile(image: np.ndarray, row: int, ref_shape: tuple[int, ...], width: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and heights along the image row that covers reference row ``row`` (any pixel count)."""
+    a = np.asarray(image)
+    r = min(int(row * a.shape[0] / ref_shape[0]), a.shape[0] - 1)
+    return (np.arange(a.shape[1]) + 0.5) / a.shape[1] * width, a[r]
+
+
 def _cross_sections(axes: np.ndarray, images: Mapping[str, np.ndarray], row: int, ref_rows: int,
                     scan_size_m: float | None, unit: str) -> None:
     """Profiles through the same physical row of every image, each overlaid on the reference's."""
     names = list(images)
     ref = np.asarray(images[names[-1]])
     width = scan_size_m * 1e6 if scan_size_m else ref.shape[1]
-    xr = (np.arange(ref.shape[1]) + 0.5) / ref.shape[1] * width
     for ax, name in zip(axes, names, strict=False):
-        a = np.asarray(images[name])
-        r = min(int(row * a.shape[0] / ref_rows), a.shape[0] - 1)
-        x = (np.arange(a.shape[1]) + 0.5) / a.shape[1] * width
-        ax.plot(xr, ref[row], color="0.6", lw=1, label=names[-1])
-        ax.plot(x, a[r], color="C0", lw=1, label=name)
+        ax.plot(*_profile(ref, row, ref.shape, width), color="0.6", lw=1, label=names[-1])
+        ax.plot(*_profile(images[name], row, ref.shape, width), color="C0", lw=1, label=name)
         ax.set_xlabel("µm" if scan_size_m else "px")
         ax.set_ylabel(unit)
         ax.legend(fontsize=7, loc="upper right")
 
 
+def profiles(rows: Mapping[str, Mapping[str, np.ndarray]], row: int, scan_size_m: float | None = None,
+             unit: str = "nm", title: str = "") -> Figure:
+    """Figure-4 style line profiles: per label (scale) one plot, every image's profile through one physical row.
+
+    The last image of each label is its reference (HR), drawn in black; ``row`` counts pixels of the first
+    label's reference, and labels whose references have other pixel counts use the same physical row. LR
+    images are placed by their own pixel centres, so their coarse steps show.
+    """
+    fig, axes = plt.subplots(len(rows), 1, figsize=(9, 2.4 * len(rows)), squeeze=False, constrained_layout=True)
+    position = (row + 0.5) / np.asarray(list(next(iter(rows.values())).values())[-1]).shape[0]
+    for ax, (label, images) in zip(axes[:, 0], rows.items(), strict=True):
+        names = list(images)
+        ref = np.asarray(images[names[-1]])
+        ref_row = int(position * ref.shape[0])
+        width = scan_size_m * 1e6 if scan_size_m else ref.shape[1]
+        for i, name in enumerate(names):
+            last = i == len(names) - 1
+            ax.plot(*_profile(images[name], ref_row, ref.shape, width), lw=1.6 if last else 1,
+                    color="black" if last else f"C{i}", drawstyle="steps-mid" if name.startswith("LR") else "default",
+                    label=name)
+        ax.set_title(f"{label} row {ref_row} of {ref.shape[0]}".strip(), fontsize=10)
+        ax.set_ylabel(unit)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[-1, 0].set_xlabel("µm" if scan_size_m else "px")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def surfaces(images: Mapping[str, np.ndarray], scan_size_m: float | None = None, unit: str = "nm",
+             max_px: int = 96, title: str = "") -> Figure:
+    """3-D surface views side by side on one z axis and colour scale, each downsampled to at most ``max_px``."""
+    names = list(images)
+    ref = np.asarray(images[names[-1]])
+    zmin, zmax = np.percentile(ref, [0.5, 99.5])
+    fig = plt.figure(figsize=(3.6 * len(names), 3.6), constrained_layout=True)
+    for i, name in enumerate(names, start=1):
+        a = np.clip(np.asarray(images[name]), zmin, zmax)
+        step = max(1, int(np.ceil(max(a.shape) / max_px)))
+        a = a[::step, ::step]
+        span = scan_size_m * 1e6 if scan_size_m else float(ref.shape[1])
+        x, y = np.meshgrid(np.linspace(0, span, a.shape[1]), np.linspace(0, span * a.shape[0] / a.shape[1],
+                                                                          a.shape[0]))
+        ax = fig.add_subplot(1, len(names), i, projection="3d")
+        ax.plot_surface(x, y, a[::-1], cmap="afmhot", vmin=zmin, vmax=zmax, rstride=1, cstride=1, linewidth=0,
+                        antialiased=False)
+        ax.set_zlim(zmin, zmax)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("µm" if scan_size_m else "px", fontsize=8)
+        ax.set_zlabel(unit, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.view_init(elev=45, azim=-60)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def gain_bars(rows: Sequence[Mapping[str, Any]], title: str = "") -> Figure:
+    """Bar chart of the mean PSNR and SSIM gain over bicubic per scale and model, std over images as error bars.
+
+    ``rows`` are those of ``afm_sr.report.stats.paired_comparison`` (one material, e.g. ``"all"``); the
+    Wilcoxon p-value is written above each PSNR bar.
+    """
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    scales = sorted({int(r["scale"]) for r in rows})
+    cell = {(int(r["scale"]), r["method"]): r for r in rows}
+    width = 0.8 / max(1, len(methods))
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.2 * len(scales) * len(methods), 3.6), constrained_layout=True)
+    for ax, metric, label in ((axes[0], "psnr", "PSNR gain over bicubic (dB)"),
+                              (axes[1], "ssim", "SSIM gain over bicubic")):
+        for i, method in enumerate(methods):
+            here = [cell.get((s, method)) for s in scales]
+            x = np.arange(len(scales)) + (i - (len(methods) - 1) / 2) * width
+            mean = [c[f"{metric}_gain_mean"] if c else np.nan for c in here]
+            std = [c[f"{metric}_gain_std"] if c else 0.0 for c in here]
+            ax.bar(x, mean, width, yerr=std, capsize=3, color=f"C{i}", label=method)
+            for xi, c in zip(x, here, strict=True):
+                if c is not None:
+                    top = c[f"{metric}_gain_mean"] + c[f"{metric}_gain_std"]
+                    ax.annotate(f"p={c[f'{metric}_p']:.2g}", (xi, max(top, 0)), ha="center", va="bottom", fontsize=7,
+                                xytext=(0, 2), textcoords="offset points")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(np.arange(len(scales)), [f"x{s}" for s in scales])
+        ax.set_ylabel(label)
+        ax.margins(y=0.15)
+    axes[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
 def error_maps(preds: Mapping[str, np.ndarray], reference: np.ndarray, unit: str = "nm",
                title: str = "") -> Figure:
     """|prediction - reference| for each method on one shared colour scale."""
-    errs = {k: np.abs(np.asarray(v) - reference) for k, v in preds.items()}
-    vmax = max(float(np.percentile(e, 99.5)) for e in errs.values()) or 1.0
-    fig, axes = plt.subplots(1, len(errs), figsize=(3.2 * len(errs), 3.4), squeeze=False, constrained_layout=True)
-    for ax, (name, e) in zip(axes[0], errs.items(), strict=False):
-        im = ax.imshow(e, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"|{name} - HR|  RMS {np.sqrt(np.mean(e**2)):.3g}", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=unit)
+    return error_grid({"": preds}, {"": reference}, unit, title)
+
+
+def error_grid(rows: Mapping[str, Mapping[str, np.ndarray]], references: Mapping[str, np.ndarray],
+               unit: str = "nm", title: str = "") -> Figure:
+    """|prediction - reference| per label (e.g. scale) and method, ONE colour scale over the whole grid.
+
+    Each label's predictions are compared with ``references[label]``; the title of a map gives its RMS.
+    """
+    errs = {label: {k: np.abs(np.asarray(v) - np.asarray(references[label])) for k, v in preds.items()}
+            for label, preds in rows.items()}
+    vmax = max(float(np.percentile(e, 99.5)) for r in errs.values() for e in r.values()) or 1.0
+    n_cols = max(len(r) for r in errs.values())
+    fig, axes = plt.subplots(len(errs), n_cols, figsize=(3.2 * n_cols, 3.0 * len(errs) + 0.4), squeeze=False,
+                             constrained_layout=True)
+    for ax_row, (label, r) in zip(axes, errs.items(), strict=True):
+        for ax, (name, e) in zip(ax_row, r.items(), strict=False):
+            im = _show(ax, e, _extent(e.shape, None), 0.0, vmax,
+                       f"{label} |{name} - HR|  RMS {np.sqrt(np.mean(e**2)):.3g} {unit}".strip(), None, cmap="magma")
+            ax.title.set_fontsize(9)
+        for ax in ax_row[len(r):]:
+            ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=unit)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -116,3 +265,33 @@ def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     tmp.write_bytes(to_png_bytes(fig, dpi))
     tmp.replace(path)
     return path
+
+
+@dataclass
+class Example:
+    """One test image in physical units: the HR map and, per scale, its LR, bicubic and every model's output."""
+
+    name: str
+    hr: np.ndarray
+    low: dict[int, np.ndarray]
+    bicubic: dict[int, np.ndarray]
+    models: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    scan_size_m: float | None = None
+
+
+def example_figures(ex: Example, unit: str = "nm", surface_scale: int = 4) -> dict[str, Figure]:
+    """The paper's figures for one test image: panels, error maps, line profiles, 3-D view.
+
+    Keys: ``panels`` (HR, LR, bicubic, each model per scale on the HR's colour scale), ``errors``,
+    ``profiles`` (through the middle row), ``surface`` (bicubic, models and HR at ``surface_scale``, or
+    the middle scale where that is absent).
+    """
+    scales = sorted(ex.low)
+    preds = {f"x{s}": {"bicubic": ex.bicubic[s], **{m: p[s] for m, p in ex.models.items()}} for s in scales}
+    rows = {f"x{s}": {f"LR (1/{s})": ex.low[s], **preds[f"x{s}"], "HR": ex.hr} for s in scales}
+    s3 = surface_scale if surface_scale in ex.low else scales[len(scales) // 2]
+    return {"panels": panel_grid(rows, ex.scan_size_m, unit, ex.name),
+            "errors": error_grid(preds, dict.fromkeys(preds, ex.hr), unit, ex.name),
+            "profiles": profiles(rows, ex.hr.shape[0] // 2, ex.scan_size_m, unit, ex.name),
+            "surface": surfaces({f"x{s3} {k}": v for k, v in preds[f"x{s3}"].items()} | {"HR": ex.hr},
+                                ex.scan_size_m, unit, title=ex.name)}

@@ -9,20 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from afm_sr.metrics import mean_std
-
-METHOD_ORDER = ("bicubic", "model")
+from afm_sr.report import stats
 
 
 def summarize(records: Iterable[Mapping[str, Any]], by_material: bool = False) -> list[dict[str, Any]]:
-    """One row per (material,) scale and method: n, psnr_mean, psnr_std, ssim_mean, ssim_std."""
+    """One row per (material,) scale and method: n, psnr_mean, psnr_std, ssim_mean, ssim_std.
+
+    Methods keep the order in which they first appear, bicubic first (so model columns follow the order
+    the checkpoints were given in).
+    """
+    records = list(records)
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for r in records:
         key = (r["material"] if by_material else "all", int(r["scale"]), r["method"])
         groups.setdefault(key, []).append(r)
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rank = {m: i for i, m in enumerate(stats.method_order(records))}
     rows = []
-    for (material, scale, method), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1],
-                                                                                 rank.get(kv[0][2], 99), kv[0][2])):
+    for (material, scale, method), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], rank[kv[0][2]])):
         pm, ps = mean_std([r["psnr"] for r in rs])
         sm, ss = mean_std([r["ssim"] for r in rs])
         rows.append({"material": material, "scale": scale, "method": method, "n": len(rs),
@@ -73,12 +76,24 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
+WILCOXON_CAPTION = ("Gain over bicubic per image (model - bicubic on the same image and scale), mean (std); "
+                    "improved = share of images with higher PSNR; p = two-sided Wilcoxon signed-rank test")
+
+
 def write_table1(records: Sequence[Mapping[str, Any]], out_dir: Path, caption: str) -> dict[str, Path]:
-    """Write table1.md / table1.csv (all images) and the per-material versions; return their paths."""
+    """Write Table 1 (md/csv, overall and per material), the paired Wilcoxon tests and every record; return paths.
+
+    table1.md holds Table 1, the per-material table and the paired tests; the CSV files hold the same rows
+    for other tools (``wilcoxon.csv`` one line per scale and model).
+    """
     out_dir = Path(out_dir)
     overall, per_material = summarize(records), summarize(records, by_material=True)
+    paired = stats.paired_comparison(records)
     md = to_markdown(overall, caption) + "\n" + to_markdown(per_material, "Per material")
+    if paired:
+        md += "\n" + stats.to_markdown(paired, WILCOXON_CAPTION)
     return {"table1.md": write_text(out_dir / "table1.md", md),
             "table1.csv": write_text(out_dir / "table1.csv", to_csv(overall)),
             "table1_per_material.csv": write_text(out_dir / "table1_per_material.csv", to_csv(per_material)),
+            "wilcoxon.csv": write_text(out_dir / "wilcoxon.csv", to_csv(paired)),
             "records.csv": write_text(out_dir / "records.csv", to_csv(list(records)))}

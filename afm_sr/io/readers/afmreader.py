@@ -6,18 +6,28 @@ AFMReader returns heights and pixel sizes in nanometres; they are converted to m
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
+from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, optional_import
+from afm_sr.io.readers._common import MAX_PIXELS, Hints, check_dims, optional_import
+from afm_sr.io.readers.tiff import intact_tiff
 
 _log = logging.getLogger(__name__)
 _NM = 1e-9
 #: JPK TIFF tags (JPKImageSpec 2.0) that name each page's channel and whether it is the retrace.
 _JPK_CHANNEL_TAG, _JPK_RETRACE_TAG = 32848, 32849
+#: JPK's slot-count tag: AFMReader builds a dict with that many entries, so a damaged value must be refused.
+_JPK_SLOTS_TAG, _MAX_SLOTS = 32896, 64
+#: The HDF5 attribute giving the side of each JPK high-speed frame (AFMReader allocates frames x side^2).
+_H5_SIDE_ATTR = "position-pattern.grid.ilength"
+_WSXM_HEAD_BYTES = 1 << 16
+_WSXM_DIMS = (re.compile(rb"Number of rows: (\d+)"), re.compile(rb"Number of columns: (\d+)"))
 #: JPK channels that AFMReader converts to nanometres; the others stay in their raw SI unit.
 _JPK_NM_CHANNELS = ("height", "measuredheight", "amplitude")
 
@@ -38,12 +48,14 @@ def _heightmap(image: np.ndarray, px_nm: float, channel: str, path: Path, in_nm:
 
 def _jpk_channels(path: Path) -> list[str]:
     """Channel names as AFMReader spells them (``height_trace``, ``measuredHeight_retrace``, ...)."""
-    import tifffile
-
     names = []
-    with tifffile.TiffFile(path) as tif:
-        for page in tif.pages[1:]:
+    with intact_tiff(path) as tif:
+        for k, page in enumerate(tif.pages[1:], start=1):
             tags = page.tags
+            check_dims(path, *(page.shape[:2] if len(page.shape) >= 2 else (0, 0)), what=f"TIFF page {k}")
+            if _JPK_SLOTS_TAG in tags and not 0 <= int(tags[_JPK_SLOTS_TAG].value) <= _MAX_SLOTS:
+                raise AFMFileError(path, f"TIFF page {k} announces {tags[_JPK_SLOTS_TAG].value} calibration slots; "
+                                         "the file is probably corrupt")
             if _JPK_CHANNEL_TAG in tags:
                 direction = "retrace" if tags[_JPK_RETRACE_TAG].value else "trace"
                 names.append(f"{tags[_JPK_CHANNEL_TAG].value}_{direction}")
@@ -61,11 +73,28 @@ def read_jpk(path: Path, hints: Hints) -> list[HeightMap]:
     return maps
 
 
+def _check_h5_sizes(path: Path, handle: Any, h5py: ModuleType) -> None:
+    """Refuse datasets or a frame side that would make AFMReader allocate more than the file can hold."""
+    datasets = []
+    handle.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    big = next((d for d in datasets if d.size > MAX_PIXELS), None)
+    if big is not None:
+        raise AFMFileError(path, f"dataset {big.name} announces {big.shape} values, which cannot be right; the "
+                                 "file is probably corrupt")
+    longest = max((d.shape[0] for d in datasets if d.ndim == 2), default=0)
+    for group in (handle, *(handle[k] for k in handle if isinstance(handle[k], h5py.Group))):
+        side = int(group.attrs.get(_H5_SIDE_ATTR, 0))
+        if side < 0 or side * side > longest:
+            raise AFMFileError(path, f"{group.name} announces {side}x{side} px frames but its data holds at most "
+                                     f"{longest} px per frame; the file is probably corrupt")
+
+
 def read_h5jpk(path: Path, hints: Hints) -> list[HeightMap]:
     """Every frame of every channel of a JPK high-speed HDF5 file, named ``<channel> [frame k]``."""
     h5_jpk = _module("h5_jpk", "JPK HDF5")
     h5py = optional_import("h5py", "JPK HDF5")
     with h5py.File(path, "r") as handle:
+        _check_h5_sizes(path, handle, h5py)
         names = list(h5_jpk._available_channels(handle))  # AFMReader has no public channel listing
     maps = []
     for name in names:
@@ -84,6 +113,11 @@ def read_h5jpk(path: Path, hints: Hints) -> list[HeightMap]:
 def read_wsxm(path: Path, hints: Hints) -> list[HeightMap]:
     """Read the topography image of a WSxM .stp (float64) or .top (int16, scaled to 'Z Amplitude') file."""
     name = path.suffix.lower().lstrip(".")
+    with path.open("rb") as handle:
+        head = handle.read(_WSXM_HEAD_BYTES)
+    dims = [int(m.group(1)) for pattern in _WSXM_DIMS if (m := pattern.search(head))]
+    if len(dims) == 2:  # AFMReader reads rows x columns doubles one by one: refuse absurd counts first
+        check_dims(path, *dims, what="WSxM header")
     loader = getattr(_module(name, "WSxM"), f"load_{name}")
     image, px_nm = loader(path)
     return [_heightmap(image, px_nm, "Topography", path)]

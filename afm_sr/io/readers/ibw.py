@@ -6,16 +6,58 @@ are read here from the label block whose offset the binary header gives.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 from igor2 import binarywave
 
+from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, need_bytes, split_unit
 
 _LABEL_BYTES = 32
-_HEADER_BYTES = {5: 64 + 320}  # BinHeader5 + WaveHeader5
+_WAVE_HEADER5 = 320
+_HEADER_BYTES = {5: 64 + _WAVE_HEADER5}  # BinHeader5 + WaveHeader5
+#: Offsets (bytes from the file start) of the v5 header fields checked before igor2 sees the file.
+_WFM_SIZE, _SECTION_SIZES, _NPNTS, _TYPE, _NDIM = 4, 8, 76, 80, 132
+
+
+def _check_header(path: Path, raw: bytes) -> None:
+    """Refuse what igor2 would choke on (with an assertion or a multi-megabyte log line) or over-allocate for.
+
+    Only version 5 waves hold images (versions 1-3 are 1-D); the header's point count must match its
+    dimensions and its byte count, the image must be of a sane size and the file must hold all of it (data,
+    formula, note, units and labels; Asylum may append more after them).
+    """
+    if len(raw) < _HEADER_BYTES[5]:
+        raise AFMFileError(path, f"the file is truncated: {len(raw)} bytes is shorter than an Igor wave header")
+    order = next((o for o in "<>" if struct.unpack_from(f"{o}h", raw, 0)[0] in (1, 2, 3, 5)), None)
+    if order is None:
+        raise AFMFileError(path, "this is not an Igor binary wave (unknown version field); wrong extension or a "
+                                 "damaged file")
+    version = struct.unpack_from(f"{order}h", raw, 0)[0]
+    if version != 5:
+        raise AFMFileError(path, f"Igor binary wave version {version} holds 1-D data only; afm-sr reads image "
+                                 "waves (version 5, as Asylum software writes them)")
+    (wfm_size,) = struct.unpack_from(f"{order}i", raw, _WFM_SIZE)
+    (npnts,) = struct.unpack_from(f"{order}i", raw, _NPNTS)
+    (wave_type,) = struct.unpack_from(f"{order}h", raw, _TYPE)
+    dims = struct.unpack_from(f"{order}4i", raw, _NDIM)
+    dtype = binarywave.TYPE_TABLE.get(wave_type)
+    if dtype is None:
+        raise AFMFileError(path, f"the wave holds no numbers (Igor type {wave_type}); afm-sr reads numeric image "
+                                 "waves")
+    check_dims(path, dims[1], dims[0])
+    layers = max(dims[2], 1) * max(dims[3], 1)
+    itemsize = np.dtype(dtype).itemsize
+    if min(dims[2:]) < 0 or npnts != dims[0] * dims[1] * layers or wfm_size - _WAVE_HEADER5 != npnts * itemsize:
+        raise AFMFileError(path, f"the header is inconsistent ({npnts} points for dimensions {list(dims)}, "
+                                 f"{wfm_size - _WAVE_HEADER5} data bytes); the file is probably corrupt")
+    sections = struct.unpack_from(f"{order}3i4i4i", raw, _SECTION_SIZES)  # formula, note, units, dim units, labels
+    if min(sections) < 0:
+        raise AFMFileError(path, "the header gives a negative section size; the file is probably corrupt")
+    need_bytes(path, len(raw) - _HEADER_BYTES[5], npnts * itemsize + sum(sections))
 
 
 def _labels(raw: bytes, version: int, wave: dict, n_layers: int) -> list[str]:
@@ -45,6 +87,7 @@ def _note(wave: dict) -> dict[str, str]:
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     """Every image layer of the wave, row 0 at the top (``flipud(w[:, :, k].T)``), pixel size from scaling."""
     raw = path.read_bytes()
+    _check_header(path, raw)
     loaded = binarywave.load(str(path))
     wave = loaded["wave"]
     data = np.asarray(wave["wData"])

@@ -7,11 +7,21 @@ from pathlib import Path
 
 import numpy as np
 
+from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers._common import Hints, optional_import, split_unit, to_meters
 
 MAGIC = (b"\\*File list", b"?*File list")
 _NAME = re.compile(r'"([^"]+)"')
+_HEADER_END = b"*File list end"
+
+
+def _check_header_end(path: Path) -> None:
+    """Refuse a header without its ``*File list end`` line: pySPM would read past the end forever."""
+    with path.open("rb") as handle:
+        if not any(line.rstrip().replace(b"\\", b"") == _HEADER_END for line in handle):
+            raise AFMFileError(path, "the NanoScope header has no '\\*File list end' line: the file is truncated "
+                                     "or damaged; copy it again from the instrument")
 
 
 def _name(layer: dict) -> str:
@@ -24,6 +34,7 @@ def _name(layer: dict) -> str:
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     """Each image layer, row 0 at the top as NanoScope and Gwyddion show it, heights in meters."""
     pyspm = optional_import("pySPM", "Bruker NanoScope")
+    _check_header_end(path)
     scan = pyspm.Bruker(str(path))
     maps = []
     for layer in scan.layers:

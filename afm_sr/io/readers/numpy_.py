@@ -72,11 +72,32 @@ def read_npy(path: Path, hints: Hints) -> list[HeightMap]:
     return [_heightmap(path, str(info.get("channel", "Height")), array, info, hints)]
 
 
+def _member_shapes(archive: Any, path: Path) -> dict[str, tuple[int, ...]]:
+    """Shape of every array in an open ``.npz`` from its ``.npy`` header alone (nothing is decompressed)."""
+    shapes = {}
+    for member in archive.zip.namelist():
+        with archive.zip.open(member) as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shapes[member.removesuffix(".npy")] = tuple(read_header(handle)[0])
+    return shapes
+
+
 def read_npz(path: Path, hints: Hints) -> list[HeightMap]:
-    """Every 2-D array of an archive as a channel; a ``pixel_size_m`` entry gives the pixel size."""
+    """Every 2-D array of an archive as a channel; a ``pixel_size_m`` entry gives the pixel size.
+
+    Shapes are checked from the member headers before anything is loaded, so a header announcing an
+    absurd array is refused without allocating it.
+    """
     info = _described(path)
     with np.load(path, allow_pickle=False) as archive:
-        if "pixel_size_m" in archive.files:
+        shapes = _member_shapes(archive, path)
+        if "pixel_size_m" in shapes:
+            if int(np.prod(shapes["pixel_size_m"])) not in (1, 2):
+                raise ValueError(f"pixel_size_m has shape {shapes['pixel_size_m']}; give one value or (dx, dy)")
             info["pixel_size"] = _pixel_pair(archive["pixel_size_m"])
-        return [_heightmap(path, name, archive[name], info, hints)
-                for name in archive.files if archive[name].ndim == 2]
+        images = [name for name, shape in shapes.items() if len(shape) == 2]
+        for name in images:
+            check_dims(path, *shapes[name], what=f"array {name!r}")
+        return [_heightmap(path, name, archive[name], info, hints) for name in images]

@@ -12,12 +12,16 @@ in the unit given (meters by default).
 from __future__ import annotations
 
 import json
+import logging
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, need_bytes, split_unit, to_meters
 
@@ -26,6 +30,44 @@ MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 DESCRIPTION_KEY = "afm_sr"
 _PARK_DATA, _PARK_HEADER = 50434, 50435
 _PARK_DTYPES = {0: "<i2", 1: "<i4", 2: "<f4"}
+
+
+class _Damage(logging.Handler):
+    """Collects the errors tifffile only logs (it drops a tag pointing past the end of the file and goes on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def intact_tiff(path: Path) -> Iterator[tifffile.TiffFile]:
+    """Open ``path`` with tifffile and parse every page; AFMFileError if tifffile found damage or data is missing.
+
+    A truncated file otherwise loses its private tags quietly (a Park file then reads as a plain TIFF asking for
+    a pixel size) and tifffile's complaints go to the user's terminal instead of into one clear error.
+    """
+    logger = logging.getLogger("tifffile")
+    damage, propagate = _Damage(), logger.propagate
+    logger.addHandler(damage)
+    logger.propagate = False
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = list(tif.pages)
+            size = path.stat().st_size
+            for k, page in enumerate(pages):
+                if any(o + n > size for o, n in zip(page.dataoffsets, page.databytecounts, strict=False)):
+                    damage.messages.append(f"the data of page {k} ends past the end of the file")
+            if damage.messages:
+                raise AFMFileError(path, f"the TIFF is truncated or damaged ({damage.messages[0]}); copy it again "
+                                         "from the instrument")
+            yield tif
+    finally:
+        logger.removeHandler(damage)
+        logger.propagate = propagate
 
 
 def _utf16(raw: bytes, start: int, end: int) -> str:
@@ -55,7 +97,7 @@ def _park(path: Path, page: tifffile.TiffPage) -> HeightMap:
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     """Each page that is a 2-D image, with the pixel size from afm-sr's description or from ``hints``."""
     maps = []
-    with tifffile.TiffFile(path) as tif:
+    with intact_tiff(path) as tif:
         for k, page in enumerate(tif.pages):
             if _PARK_HEADER in page.tags:
                 maps.append(_park(path, page))

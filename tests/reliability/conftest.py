@@ -1,0 +1,50 @@
+"""Fixtures of the reliability tests (helpers and constants are in rel_support.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rel_support import CliResult
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """Run ``afm-sr ARGS...`` in-process (an escaping exception fails the test, as a traceback would)."""
+    from afm_sr.cli import main
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 4-channel VDSR exported as afm-sr .safetensors weights (random weights, scales 2/4/8)."""
+    from safetensors.torch import save_file
+
+    from afm_sr.models import VDSR
+
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    net = VDSR(depth=2, width=4)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
+              metadata={"format": "afm-sr", "arch": "VDSR", "depth": "2", "width": "4", "channels": "1",
+                        "scales": "[2, 4, 8]"})
+    return path
+
+
+@pytest.fixture
+def no_root() -> Iterator[None]:
+    """Skip where permissions do not bind (root reads and writes everything)."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.skip("running as root: file permissions are not enforced, so a read-only folder cannot be made")
+    yield

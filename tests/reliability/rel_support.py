@@ -1,0 +1,125 @@
+"""Helpers the reliability tests share: real samples, hostile files made in tmp_path, script runner, constants.
+
+A module with a unique name rather than ``conftest`` so ``from rel_support import ...`` never picks up another
+folder's conftest; the fixtures live in this folder's conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from afm_sr.errors import AFMFileError
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = Path(os.environ.get("AFM_SR_SAMPLES", REPO.parent / "shared" / "afm-samples"))
+#: One readable real file per reader (the smallest where a format has several).
+SAMPLE_PER_FORMAT = {
+    "ibw": "nanoscopeAFM__AR_20211011.ibw",
+    "gwy": "SciFiDatasets__PTO_110_Virgin0001.gwy",
+    "gsf": "SciFiDatasets__GwiddionReader_chip.gsf",
+    "sxm": "SpmImages.jl__01514.sxm",
+    "spm": "nanoscope__full_multiple_images.spm",
+    "003": "nanoscopeAFM__Veeco_20160622.003",
+    "tiff": "nanoscopeAFM__Park_20210916_034.tiff",
+    "jpk": "AFMReader__sample_0.jpk-qi-image",
+    "h5-jpk": "AFMReader__sample_0.h5-jpk",
+    "stp": "AFMReader__sample_0.stp",
+    "top": "AFMReader__sample_0.top",
+}
+#: A heap allocation above this while reading a small hostile file means a header was trusted.
+ALLOCATION_LIMIT = 64 << 20
+#: A tiny train.py/eval.py configuration (one synthetic material, 2-layer net): seconds per run.
+TINY = ["debug=tiny", "dataset=mono", "model.depth=2", "model.width=4", "logger=none", "dataset.num_workers=0",
+        "dataset.materials.ceramic.n_images=5", "dataset.materials.ceramic.n_px=48"]
+
+
+def sample(name: str) -> Path:
+    """Path of a real sample file, or skip the test with the reason where it is absent."""
+    path = SAMPLES / name
+    if not path.is_file():
+        pytest.skip(f"real AFM sample {name} not found in {SAMPLES} (set AFM_SR_SAMPLES)")
+    return path
+
+
+def write_npy(path: Path, array: np.ndarray, pixel_size: float = 1e-8) -> Path:
+    """Save ``array`` as ``path`` (.npy) with the JSON sidecar that gives its pixel size."""
+    np.save(path, array)
+    path.with_suffix(".json").write_text(json.dumps({"pixel_size_m": pixel_size}), encoding="utf-8")
+    return path
+
+
+def surface(ny: int = 64, nx: int = 64, seed: int = 0) -> np.ndarray:
+    """A smooth random surface of a few nanometres, in meters."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:ny, 0:nx] / 8.0
+    return 1e-9 * (np.sin(x) + np.cos(y) + 0.1 * rng.standard_normal((ny, nx)))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What a refused file produced: the error and the peak heap use (bytes) while reading it."""
+
+    error: AFMFileError
+    peak: int
+
+
+def refusal(call: Callable[[], object], timeout: float = 30) -> Refusal:
+    """Run ``call`` (a read of a hostile file) in a thread; return its AFMFileError and peak heap use.
+
+    Fails if it succeeds, raises anything else, or is still running after ``timeout`` seconds (a hang; the
+    daemon thread is left behind).
+    """
+    outcome: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            outcome.append(exc)
+
+    tracemalloc.start()
+    try:
+        worker = threading.Thread(target=attempt, daemon=True)
+        worker.start()
+        worker.join(timeout)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not worker.is_alive(), f"still reading after {timeout} s: a hang"
+    assert outcome, "the hostile file was accepted"
+    if not isinstance(outcome[0], AFMFileError):
+        raise AssertionError(f"{type(outcome[0]).__name__} escaped instead of AFMFileError") from outcome[0]
+    return Refusal(outcome[0], peak)
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """Exit code and captured output of one ``afm-sr`` call made in this process."""
+
+    code: int
+    out: str
+    err: str
+
+
+def error_lines(err: str) -> list[str]:
+    """The ``afm-sr: error:`` lines of a captured stderr (progress bars and warnings dropped)."""
+    return [line for line in err.splitlines() if line.startswith("afm-sr: error:")]
+
+
+def run_script(script: str, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python <repo>/<script> ARGS`` (train.py/eval.py) as a subprocess, W&B offline, Hydra errors short."""
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "PYTHONHASHSEED": "0",
+           "AFM_SR_SHARED": str(REPO.parent / "shared")}
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
