@@ -23,9 +23,11 @@ def save_preview(original: HeightMap, enhanced: HeightMap, path: str | Path, tit
         original = original.with_data(level(original.data))
     scale = round(enhanced.shape[1] / original.shape[1])
     factor, unit = _DISPLAY.get(original.z_unit, (1.0, original.z_unit))
-    images = {f"input {original.shape[1]}x{original.shape[0]}": original.data * factor,
+    name = f"input {original.shape[1]}x{original.shape[0]}"
+    images = {name: original.data * factor,
               f"bicubic x{scale}": bicubic_upscale(original, scale).data * factor,
               f"afm-sr x{scale}": enhanced.data * factor}
     scan_size = None if original.metadata.get("pixel_size_unknown") else original.scan_size[0]
-    fig = comparison_panel(images, scan_size_m=scan_size, unit=unit, title=title, row=enhanced.shape[0] // 2)
+    fig = comparison_panel(images, scan_size_m=scan_size, unit=unit, title=title, row=original.shape[0] // 2,
+                           reference=name)
     return save_png(fig, path)

@@ -56,14 +56,16 @@ def _show(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]
 
 
 def comparison_panel(images: Mapping[str, np.ndarray], scan_size_m: float | None = None, unit: str = "nm",
-                     title: str = "", row: int | None = None) -> Figure:
-    """Images side by side on the HR's colour scale (the last image is the reference), in physical extent.
+                     title: str = "", row: int | None = None, reference: str | None = None) -> Figure:
+    """Images side by side on the reference's colour scale (default: the last image, the HR), in physical extent.
 
     Every image is drawn over the same physical area whatever its pixel count, so an LR scan and its
-    upscaled versions line up. With ``row``, a second line of axes shows that row's cross-section.
+    upscaled versions line up. With ``row`` (in reference pixels), a second line of axes shows that row's
+    cross-section in every image over the reference's.
     """
     names = list(images)
-    ref = np.asarray(images[names[-1]])
+    ref_name = names[-1] if reference is None else reference
+    ref = np.asarray(images[ref_name])
     vmin, vmax = np.percentile(ref, [0.5, 99.5])
     n = len(names)
     fig, axes = plt.subplots(2 if row is not None else 1, n, figsize=(3.2 * n, 6.2 if row is not None else 3.4),
@@ -75,7 +77,7 @@ def comparison_panel(images: Mapping[str, np.ndarray], scan_size_m: float | None
             ax.axhline((1 - (row + 0.5) / ref.shape[0]) * extent[3], color="cyan", lw=0.6, ls="--")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=unit)
     if row is not None:
-        _cross_sections(axes[1], images, row, ref.shape[0], scan_size_m, unit)
+        _cross_sections(axes[1], images, row, ref_name, scan_size_m, unit)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -113,14 +115,14 @@ def _profile(image: np.ndarray, row: int, ref_shape: tuple[int, ...], width: flo
     return (np.arange(a.shape[1]) + 0.5) / a.shape[1] * width, a[r]
 
 
-def _cross_sections(axes: np.ndarray, images: Mapping[str, np.ndarray], row: int, ref_rows: int,
+def _cross_sections(axes: np.ndarray, images: Mapping[str, np.ndarray], row: int, ref_name: str,
                     scan_size_m: float | None, unit: str) -> None:
     """Profiles through the same physical row of every image, each overlaid on the reference's."""
     names = list(images)
-    ref = np.asarray(images[names[-1]])
+    ref = np.asarray(images[ref_name])
     width = scan_size_m * 1e6 if scan_size_m else ref.shape[1]
     for ax, name in zip(axes, names, strict=False):
-        ax.plot(*_profile(ref, row, ref.shape, width), color="0.6", lw=1, label=names[-1])
+        ax.plot(*_profile(ref, row, ref.shape, width), color="0.6", lw=1, label=ref_name)
         ax.plot(*_profile(images[name], row, ref.shape, width), color="C0", lw=1, label=name)
         ax.set_xlabel("µm" if scan_size_m else "px")
         ax.set_ylabel(unit)
