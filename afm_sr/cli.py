@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -230,8 +231,44 @@ def add_check_gain(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_check_gain)
 
 
+def _json_object(text: str) -> dict:
+    """A JSON object given on the command line (argparse type)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"2\": {\"psnr\": 0.5, \"ssim\": 0.01}}'")
+    return value
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write the checkpoint's weights as .safetensors with architecture, gains and notes."""
+    from afm_sr.infer import export_weights
+
+    out = export_weights(args.checkpoint, args.output, extra_metadata=args.notes, gains=args.gains,
+                         overwrite=args.force)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def add_export(subparsers: argparse._SubParsersAction) -> None:
+    """``afm-sr export CKPT OUT``: small, pickle-free weights for ``enhance --model`` or shipping."""
+    parser = subparsers.add_parser("export", help="turn a train.py checkpoint into .safetensors weights")
+    parser.add_argument("checkpoint", help="a train.py checkpoint (.ckpt) or weights file")
+    parser.add_argument("output", help="the .safetensors file to write")
+    parser.add_argument("--gains", type=_json_object, default=None,
+                        help="measured gain over bicubic per scale as JSON, e.g. "
+                             "'{\"2\": {\"psnr\": 0.5, \"ssim\": 0.01}}'; enhance warns where it is not positive")
+    parser.add_argument("--notes", type=_json_object, default=None,
+                        help="free-form metadata as a JSON object (data, steps, licences, ...)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.set_defaults(func=run_export)
+
+
 #: Each subcommand registers itself through one of these (enhance, check-gain, ... plug in here).
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_info, add_enhance, add_check_gain]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_info, add_enhance, add_check_gain,
+                                                                      add_export]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -26,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from afm_sr.errors import AFMFileError
+from afm_sr.io import write_atomically
 from afm_sr.models import VDSR
 
 PathLike = str | os.PathLike
@@ -228,11 +228,5 @@ def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapp
     if chosen:
         meta["gains"] = json.dumps({str(s): g for s, g in sorted(chosen.items())})
     tensors = {k: v.detach().float().contiguous() for k, v in src.net.state_dict().items()}
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        save_file(tensors, name, metadata=meta)
-        os.replace(name, out)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    write_atomically({out: lambda tmp: save_file(tensors, str(tmp), metadata=meta)}, overwrite)
     return out

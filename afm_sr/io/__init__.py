@@ -3,7 +3,17 @@
 from afm_sr.io.api import FileInfo, describe, list_channels, read, write
 from afm_sr.io.formats import FORMATS, Format
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.writers import WRITERS
+from afm_sr.io.writers import WRITERS, write_atomically
 
-__all__ = ["FORMATS", "WRITERS", "FileInfo", "Format", "HeightMap", "describe", "list_channels", "read",
-           "write"]
+__all__ = [
+           "FORMATS",
+           "WRITERS",
+           "FileInfo",
+           "Format",
+           "HeightMap",
+           "describe",
+           "list_channels",
+           "read",
+           "write",
+           "write_atomically",
+]

@@ -51,7 +51,7 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
-def _atomic(outputs: dict[Path, Fill], overwrite: bool) -> None:
+def write_atomically(outputs: dict[Path, Fill], overwrite: bool) -> None:
     """Call each ``fill(tmp)`` on a temp file next to its output, then publish them all; clean up on failure.
 
     Without ``overwrite``, outputs already published by this call are removed again if a later one fails,
@@ -92,14 +92,14 @@ def write_gwy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     field = GwyDataField(np.ascontiguousarray(hm.data, dtype=np.float64), xreal=width, yreal=height,
                          si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr=hm.z_unit))
     container = GwyContainer({"/0/data": field, "/0/data/title": hm.channel})
-    _atomic({path: lambda tmp: container.tofile(str(tmp))}, overwrite)
+    write_atomically({path: lambda tmp: container.tofile(str(tmp))}, overwrite)
 
 
 def write_tiff(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     """Float32 TIFF with the pixel size as resolution tags (px/cm) and as JSON in ImageDescription."""
     data = hm.data.astype(np.float32)
     resolution = (_CM / hm.pixel_size[0], _CM / hm.pixel_size[1])
-    _atomic({path: lambda tmp: tifffile.imwrite(tmp, data, description=json.dumps(_sidecar(hm)), metadata=None,
+    write_atomically({path: lambda tmp: tifffile.imwrite(tmp, data, description=json.dumps(_sidecar(hm)), metadata=None,
                                                 resolution=resolution, resolutionunit="CENTIMETER")}, overwrite)
 
 
@@ -109,7 +109,7 @@ def write_npy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
         with tmp.open("wb") as handle:
             np.save(handle, hm.data.astype(np.float32))
 
-    _atomic({path: fill, sidecar_path(path): lambda tmp: tmp.write_text(json.dumps(_sidecar(hm), indent=1),
+    write_atomically({path: fill, sidecar_path(path): lambda tmp: tmp.write_text(json.dumps(_sidecar(hm), indent=1),
                                                                         encoding="utf-8")}, overwrite)
 
 
@@ -118,7 +118,7 @@ def write_txt(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     width, height = hm.scan_size
     header = (f"Channel: {hm.channel}\nWidth: {width:.10g} m\nHeight: {height:.10g} m\n"
               f"Value units: {hm.z_unit}")
-    _atomic({path: lambda tmp: np.savetxt(tmp, hm.data, fmt="%.9g", delimiter="\t", header=header,
+    write_atomically({path: lambda tmp: np.savetxt(tmp, hm.data, fmt="%.9g", delimiter="\t", header=header,
                                           comments="# ")}, overwrite)
 
 

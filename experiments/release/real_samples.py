@@ -17,10 +17,12 @@ from afm_sr.errors import AFMSRError
 from afm_sr.infer import check_gain, load_model
 from afm_sr.io import read
 from afm_sr.report import summarize, to_markdown
+from afm_sr.report.stats import paired_comparison
+from afm_sr.report.stats import to_markdown as paired_markdown
 
 SAMPLES = Path(os.environ.get("AFM_SR_SAMPLES", Path(__file__).resolve().parents[3] / "shared" / "afm-samples"))
-#: files that do not store their pixel size: the value their README gives
-PIXEL_SIZES = {"nanoscope__reference_converted.csv": 2e-6 / 512}
+#: files that do not store their pixel size or z unit: the values their README gives
+READ_OPTIONS = {"nanoscope__reference_converted.csv": {"pixel_size": 2e-6 / 512, "z_unit": "nm"}}
 
 
 def main() -> None:
@@ -33,7 +35,7 @@ def main() -> None:
     records, skipped = [], []
     for path in sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() != ".md"):
         try:
-            hm = read(path, pixel_size=PIXEL_SIZES.get(path.name))
+            hm = read(path, **READ_OPTIONS.get(path.name, {}))
             for s in (2, 4, 8):
                 g = check_gain(hm, scale=s, model=model, level_plane=True)
                 base = {"material": path.name, "image": path.name, "scale": s}
@@ -43,9 +45,10 @@ def main() -> None:
             skipped.append(f"- {path.name}: {err}")
     caption = (f"Real files of shared/afm-samples, model {model.info.source}; paper protocol (bicubic down by s), "
                "range01 (HR clipped range -> [0, 1]), border s px, SSIM 11x11 Gaussian; mean (std) over files")
-    text = (to_markdown(summarize(records), caption) + "\n" + to_markdown(summarize(records, by_material=True),
-                                                                           "Per file") +
-            "\nNot measured:\n" + "\n".join(skipped) + "\n")
+    text = "\n".join([to_markdown(summarize(records), caption),
+                      paired_markdown(paired_comparison(records), "Paired over files (Wilcoxon signed-rank)"),
+                      to_markdown(summarize(records, by_material=True), "Per file"),
+                      "Not measured:", *skipped, ""])
     print(text)
     args.out.write_text(text, encoding="utf-8")
 
