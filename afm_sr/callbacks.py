@@ -1,15 +1,29 @@
-"""Lightning callbacks: LR | bicubic | VDSR | HR panels per scale, to PNG and to image-capable loggers."""
+"""Lightning plumbing: atomic checkpoint files, and LR | bicubic | VDSR | HR panels per scale (PNG and loggers)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from matplotlib.figure import Figure
 
 from afm_sr.report.figures import comparison_panel, save_png
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temp file beside it, then rename: a run killed mid-save keeps the old file."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
+                        storage_options: Any | None = None) -> None:
+        """Save to ``.<name>.part`` in the target folder and ``os.replace`` it onto ``path``."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.part")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, target)
 
 
 def _figure_to_array(fig: Figure) -> np.ndarray:

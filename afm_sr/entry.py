@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import WandbLogger
 
+from afm_sr.callbacks import AtomicCheckpointIO
 from afm_sr.data.prepare import Prepared
 from afm_sr.errors import AFMSRError, ConfigError
 from afm_sr.report import paired_comparison, summarize, write_table1
@@ -78,7 +79,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     module = instantiate(cfg.module, _convert_="all")
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    trainer = pl.Trainer(**trainer_kwargs(cfg.trainer), logger=loggers or False, callbacks=callbacks)
+    trainer = pl.Trainer(**trainer_kwargs(cfg.trainer), logger=loggers or False, callbacks=callbacks,
+                         plugins=[AtomicCheckpointIO()])
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return datamodule, module, trainer

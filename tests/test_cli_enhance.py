@@ -104,3 +104,18 @@ def test_check_gain_prints_both_methods(tmp_path: Path, ckpt: Path, capsys: pyte
     assert set(rows) == {"bicubic", "afm-sr"} and rows["bicubic"][:2] == ["hr.gwy", "64x64"]
     assert all(np.isfinite(float(v)) for row in rows.values() for v in row[3:])
     assert lines[5].split()[0] == "gain"
+
+
+def test_export_writes_weights_with_gains(ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from afm_sr.infer import load_model
+
+    out = tmp_path / "w.safetensors"
+    gains = '{"2": {"psnr": 0.5, "ssim": 0.01}, "8": {"psnr": -0.1, "ssim": 0.0}}'
+    assert main(["export", str(ckpt), str(out), "--gains", gains, "--notes", '{"data": "tiny"}']) == 0
+    info = load_model(out).info
+    assert info.gains[2]["psnr"] == 0.5 and info.extra["data"] == "tiny"
+    assert info.gain_warning(8) and not info.gain_warning(2)
+    assert main(["export", str(ckpt), str(out)]) == 2  # exists, no --force
+    assert "exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", str(ckpt), str(out), "--gains", "[1, 2]"])

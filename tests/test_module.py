@@ -1,4 +1,5 @@
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,3 +74,24 @@ def test_validation_logs_per_scale_beside_bicubic():
 def test_bad_module_config(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         _module(**kwargs)
+
+
+def test_atomic_checkpoint_io_replaces_in_one_step(tmp_path, monkeypatch):
+    from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    from afm_sr.callbacks import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}}, target)
+    before = target.read_bytes()
+
+    def write_half_then_die(self, checkpoint, path, storage_options=None):
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise OSError("killed mid-save")
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", write_half_then_die)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, target)
+    assert target.read_bytes() == before  # the good checkpoint is untouched
+    assert torch.load(target, weights_only=True)["state_dict"]["w"].sum() == 2
