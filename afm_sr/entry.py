@@ -137,7 +137,10 @@ def train(cfg: DictConfig) -> float | None:
         load_weights_safely("ckpt_path", Path(str(ckpt)), module)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metric = trainer.callback_metrics.get(cfg.get("optimized_metric", ""))
-    if cfg.get("test", True):
+    if cfg.get("test", True) and trainer.world_size > 1:
+        log.warning("test skipped: per-image records are not gathered across %d processes; run eval.py on "
+                    "the best checkpoint (one process)", trainer.world_size)
+    elif cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         report_test(module, output_dir(cfg), cfg)

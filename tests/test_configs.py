@@ -34,7 +34,7 @@ def _compose(overrides: list[str], config: str = "train"):
 
 def test_every_group_has_options():
     for group in ("dataset", "material", "degradation", "model", "module", "optimizer", "trainer", "logger",
-                  "callbacks", "experiment", "hydra", "paths", "debug"):
+                  "callbacks", "experiment", "hydra", "paths", "debug", "hparams_search"):
         assert _options(group), f"conf/{group}/ is empty"
 
 

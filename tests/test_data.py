@@ -115,3 +115,17 @@ def test_test_only_split_serves_evaluation():
     assert len(dm.images["test"]) == 8
     with pytest.raises(ConfigError, match="train"):
         dm.setup("fit")
+
+
+def test_ranks_with_the_same_seed_draw_different_patches():
+    rng = np.random.default_rng(4)
+    images = [prepare(HeightMap(_bumps(rng, 48, 1e-8), (1e-8, 1e-8)), [2, 4], BicubicDegradation(), seed=i)
+              for i in range(4)]
+    ds = PatchDataset(images, [2, 4], patch_size=16, length=64)
+    torch.manual_seed(0)
+    rank0 = [ds[i]["target"] for i in range(0, 64, 2)]  # DistributedSampler: rank 0 gets even indices
+    torch.manual_seed(0)
+    rank1 = [ds[i]["target"] for i in range(1, 64, 2)]
+    assert sum(torch.equal(a, b) for a, b in zip(rank0, rank1, strict=True)) == 0
+    torch.manual_seed(0)
+    assert all(torch.equal(a, ds[i]["target"]) for a, i in zip(rank0, range(0, 64, 2), strict=True))

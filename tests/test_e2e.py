@@ -76,3 +76,43 @@ def test_eval_with_a_checkpoint_of_another_architecture(tmp_path):
                            f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
     assert res.returncode == 2 and "cannot load it into this model" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes(tmp_path):
+    """Lightning DDP (gloo, 2 spawned CPU processes) trains, validates with metrics reduced across ranks."""
+    run_dir = tmp_path / "ddp"
+    res = _run("train.py", [*TINY, "trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    header = (run_dir / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "val/min_gain_psnr" in header and "train/loss" in header
+    assert "test skipped" in (run_dir / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_optuna_sweep_returns_the_monitored_metric(tmp_path):
+    """hparams_search=optuna: 3 trials over lr, depth and clip theta, maximizing val/min_gain_psnr."""
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
+    sweep = tmp_path / "optuna"
+    ceramic_only = [a for a in TINY if "nanoparticles" not in a and not a.startswith(("dataset=", "model.depth"))]
+    res = _run("train.py", ["-m", *ceramic_only, "dataset=mono", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
+                            "hydra.sweeper.sampler.n_startup_trials=2", "test=false", "logger=none",
+                            f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    result = (sweep / "optimization_results.yaml").read_text()
+    assert "best_value:" in result and "model.depth:" in result and "module.clip_theta:" in result
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2"]
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher(tmp_path):
+    """hydra/launcher=local (submitit) runs a tiny 2-job multirun as separate processes."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[sweep]'")
+    sweep = tmp_path / "submitit"
+    ceramic_only = [a for a in TINY if "nanoparticles" not in a and not a.startswith("dataset=")]
+    res = _run("train.py", ["-m", *ceramic_only, "dataset=mono", "hydra/launcher=local", "model.depth=2,3",
+                            "test=false", "logger=none", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert all((sweep / j / "checkpoints" / "last.ckpt").is_file() for j in ("0", "1"))
+    assert (sweep / ".submitit").is_dir()

@@ -10,11 +10,20 @@ from torch.utils.data import Dataset
 from afm_sr.data.prepare import Prepared
 
 
+def _mix(draw: int, index: int) -> int:
+    """Combine a random draw with the sample index (splitmix64 finalizer): distinct indices, distinct patches."""
+    z = (draw ^ (index * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) >> 2
+
+
 class PatchDataset(Dataset):
     """``length`` random patches per epoch; each draws an image, a scale, a position and a dihedral flip.
 
     Randomness comes from torch's RNG, which Lightning seeds and the DataLoader re-seeds per worker and
-    epoch, so every epoch sees new patches yet a seeded run is reproducible. Images smaller than the
+    epoch, so every epoch sees new patches yet a seeded run is reproducible; the sample index is mixed
+    in, so DDP ranks (same seed, disjoint indices) draw different patches. Images smaller than the
     patch are skipped for training.
     """
 
@@ -31,7 +40,7 @@ class PatchDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """A dict with ``input``/``target`` (1, P, P) and ``scale`` (int64 scalar)."""
-        r = torch.randint(0, 2**62, (1,)).item()
+        r = _mix(torch.randint(0, 2**62, (1,)).item(), index)
         im = self.images[r % len(self.images)]
         r //= len(self.images)
         scale = self.scales[r % len(self.scales)]
