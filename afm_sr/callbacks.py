@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from matplotlib.figure import Figure
 
+from afm_sr.io import write_atomically
 from afm_sr.report.figures import comparison_panel, save_png
 
 
@@ -19,11 +20,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
                         storage_options: Any | None = None) -> None:
-        """Save to ``.<name>.part`` in the target folder and ``os.replace`` it onto ``path``."""
+        """Save through ``afm_sr.io.write_atomically``: a temp file in the target folder, renamed onto ``path``."""
         target = Path(path)
-        tmp = target.with_name(f".{target.name}.part")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically({target: lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(
+            checkpoint, tmp, storage_options)}, overwrite=True)
 
 
 def _figure_to_array(fig: Figure) -> np.ndarray:

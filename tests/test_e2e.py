@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from support import run_script
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["debug=tiny", "dataset=multi", "model.depth=2", "model.width=4"] + [
     f"dataset.materials.{m}.{k}={v}" for m in ("ceramic", "nanoparticles") for k, v in (("n_images", 5), ("n_px", 48))
 ]
 
 
-def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "AFM_SR_SHARED": str(REPO.parent / "shared")}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
 
 
 @pytest.mark.slow
 def test_train_then_eval_writes_table1(tmp_path):
     run_dir = tmp_path / "train"
-    res = _run("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
+    res = run_script("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     best = run_dir / "checkpoints" / "best.ckpt"
     assert best.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
@@ -33,7 +24,7 @@ def test_train_then_eval_writes_table1(tmp_path):
     assert sorted((run_dir / "samples").glob("*.png"))
 
     eval_dir = tmp_path / "eval"
-    res = _run("eval.py", [*TINY, f"ckpt_path={best}", f"hydra.run.dir={eval_dir}"], tmp_path)
+    res = run_script("eval.py", [*TINY, f"ckpt_path={best}", f"hydra.run.dir={eval_dir}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     lines = (eval_dir / "table1.csv").read_text().splitlines()
     assert lines[0] == "material,scale,method,n,psnr_mean,psnr_std,ssim_mean,ssim_std"
@@ -46,7 +37,7 @@ def test_train_then_eval_writes_table1(tmp_path):
 def test_multirun_two_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     ceramic_only = [a for a in TINY if "nanoparticles" not in a and not a.startswith("dataset=")]
-    res = _run("train.py", ["-m", *ceramic_only, "dataset=mono,multi", "test=false", "logger=none",
+    res = run_script("train.py", ["-m", *ceramic_only, "dataset=mono,multi", "test=false", "logger=none",
                             f"hydra.sweep.dir={sweep}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()) == ["0", "1"]
@@ -62,7 +53,7 @@ def test_multirun_two_jobs(tmp_path):
     (["trainer.gpus=1"], "trainer.gpus=1"),
 ])
 def test_bad_config_is_one_clear_error(tmp_path, args, message):
-    res = _run("train.py", [*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    res = run_script("train.py", [*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert res.returncode != 0
     assert message in res.stderr
     assert "Traceback" not in res.stderr
@@ -71,8 +62,8 @@ def test_bad_config_is_one_clear_error(tmp_path, args, message):
 @pytest.mark.slow
 def test_eval_with_a_checkpoint_of_another_architecture(tmp_path):
     run_dir = tmp_path / "train"
-    assert _run("train.py", [*TINY, "test=false", f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
-    res = _run("eval.py", [*TINY, "model.width=8", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+    assert run_script("train.py", [*TINY, "test=false", f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
+    res = run_script("eval.py", [*TINY, "model.width=8", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
                            f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
     assert res.returncode == 2 and "cannot load it into this model" in res.stderr
     assert "Traceback" not in res.stderr
@@ -82,7 +73,8 @@ def test_eval_with_a_checkpoint_of_another_architecture(tmp_path):
 def test_ddp_on_two_cpu_processes(tmp_path):
     """Lightning DDP (gloo, 2 spawned CPU processes) trains, validates with metrics reduced across ranks."""
     run_dir = tmp_path / "ddp"
-    res = _run("train.py", [*TINY, "trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], tmp_path)
+    args = [*TINY, "trainer=ddp_cpu", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"]
+    res = run_script("train.py", args, tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     header = (run_dir / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -96,9 +88,9 @@ def test_optuna_sweep_returns_the_monitored_metric(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[sweep]'")
     sweep = tmp_path / "optuna"
     ceramic_only = [a for a in TINY if "nanoparticles" not in a and not a.startswith(("dataset=", "model.depth"))]
-    res = _run("train.py", ["-m", *ceramic_only, "dataset=mono", "hparams_search=optuna", "hydra.sweeper.n_trials=3",
-                            "hydra.sweeper.sampler.n_startup_trials=2", "test=false", "logger=none",
-                            f"hydra.sweep.dir={sweep}"], tmp_path)
+    res = run_script("train.py", ["-m", *ceramic_only, "dataset=mono", "hparams_search=optuna",
+                                  "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.n_startup_trials=2", "test=false",
+                                  "logger=none", f"hydra.sweep.dir={sweep}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     result = (sweep / "optimization_results.yaml").read_text()
     assert "best_value:" in result and "model.depth:" in result and "module.clip_theta:" in result
@@ -111,7 +103,7 @@ def test_submitit_local_launcher(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install -e '.[sweep]'")
     sweep = tmp_path / "submitit"
     ceramic_only = [a for a in TINY if "nanoparticles" not in a and not a.startswith("dataset=")]
-    res = _run("train.py", ["-m", *ceramic_only, "dataset=mono", "hydra/launcher=local", "model.depth=2,3",
+    res = run_script("train.py", ["-m", *ceramic_only, "dataset=mono", "hydra/launcher=local", "model.depth=2,3",
                             "test=false", "logger=none", f"hydra.sweep.dir={sweep}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert all((sweep / j / "checkpoints" / "last.ckpt").is_file() for j in ("0", "1"))

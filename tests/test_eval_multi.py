@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 from omegaconf import OmegaConf
+from support import run_script
 
 from afm_sr import entry
 from afm_sr.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = ["debug=tiny", "dataset=mono", "dataset.materials.ceramic.n_images=5", "dataset.materials.ceramic.n_px=48"]
 
 
-def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0"}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -34,7 +27,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_two_checkpoints_one_table(tmp_path):
     run_dir = tmp_path / "train"
-    res = _run("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
+    res = run_script("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     best = run_dir / "checkpoints" / "best.ckpt"
     ckpt = torch.load(best, weights_only=True)  # a second, different model: the same net with halved weights
@@ -43,7 +36,7 @@ def test_two_checkpoints_one_table(tmp_path):
     torch.save(ckpt, halved)
 
     eval_dir = tmp_path / "eval"
-    res = _run("eval.py", [*TINY, f"checkpoints={{mono: {best}, halved: {halved}}}", "logger=wandb",
+    res = run_script("eval.py", [*TINY, f"checkpoints={{mono: {best}, halved: {halved}}}", "logger=wandb",
                            f"hydra.run.dir={eval_dir}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     table = _rows(eval_dir / "table1.csv")

@@ -18,6 +18,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from afm_sr.io import write_atomically
+
 
 def _nice_length(length: float) -> float:
     """A 1/2/5 x 10^k length close to ``length`` for a scale bar."""
@@ -260,12 +262,11 @@ def to_png_bytes(fig: Figure, dpi: int = 110) -> bytes:
 
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Save a figure atomically (temp file + rename) and close it."""
+    """Save a figure atomically (``afm_sr.io.write_atomically``) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(to_png_bytes(fig, dpi))
-    tmp.replace(path)
+    png = to_png_bytes(fig, dpi)
+    write_atomically({path: lambda tmp: tmp.write_bytes(png)}, overwrite=True)
     return path
 
 

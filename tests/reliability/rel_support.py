@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+import support
 
 from afm_sr.errors import AFMFileError
 
@@ -117,9 +117,13 @@ def error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("afm-sr: error:")]
 
 
-def run_script(script: str, args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run ``python <repo>/<script> ARGS`` (train.py/eval.py) as a subprocess, W&B offline, Hydra errors short."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "PYTHONHASHSEED": "0",
-           "AFM_SR_SHARED": str(REPO.parent / "shared")}
-    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+#: train.py/eval.py runs of the reliability tests are tiny: a shorter limit than the end-to-end tests'.
+run_script = partial(support.run_script, timeout=300)
+
+
+def scratch_file(name: str, content: bytes) -> Callable[[Path], Path]:
+    """A maker that writes ``content`` to ``<tmp>/name`` (for corpus cases built from raw bytes)."""
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(content)
+        return tmp / name
+    return make

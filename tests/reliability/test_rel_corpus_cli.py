@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rel_support import CliResult, error_lines, surface, write_npy
+from rel_support import CliResult, error_lines, scratch_file, surface, write_npy
 
 Cli = Callable[..., CliResult]
 Maker = Callable[[Path], Path]
@@ -28,23 +28,17 @@ def _nan() -> np.ndarray:
     return image
 
 
-def _bytes(name: str, content: bytes) -> Maker:
-    def make(tmp: Path) -> Path:
-        (tmp / name).write_bytes(content)
-        return tmp / name
-    return make
-
 
 #: Inputs every file-reading subcommand must refuse: (id, maker, pattern of the error line after the file name).
 BAD_INPUTS: list[tuple[str, Maker, str]] = [
     ("missing", lambda tmp: tmp / "absent.ibw", "no such file"),
-    ("empty", _bytes("empty.gwy", b""), "the file is empty"),
+    ("empty", scratch_file("empty.gwy", b""), "the file is empty"),
     ("directory", lambda tmp: (tmp / "d.sxm").mkdir() or tmp / "d.sxm", "is a directory"),
-    ("wrong-magic", _bytes("fake.sxm", b"GWYP" + bytes(100)), "the name says Nanonis SXM"),
+    ("wrong-magic", scratch_file("fake.sxm", b"GWYP" + bytes(100)), "the name says Nanonis SXM"),
     ("nan", _npy("nan.npy", _nan()), "NaN or Inf"),
     ("constant", _npy("flat.npy", np.full((64, 64), 3e-9)), "constant"),
     ("one-pixel", _npy("dot.npy", np.ones((1, 1))), "1x1 px"),
-    ("non-ascii-broken", _bytes("Höhe_高さ.gsf", b"Gwyddion Simple Field 1.0\n"), "Höhe_高さ.gsf"),
+    ("non-ascii-broken", scratch_file("Höhe_高さ.gsf", b"Gwyddion Simple Field 1.0\n"), "Höhe_高さ.gsf"),
 ]
 #: Images with a side under twice the scale factor (x4 by default): valid files, but nothing to work on.
 TOO_SMALL: list[tuple[str, Maker]] = [("two-by-thousand", _npy("strip.npy", surface(2, 1000))),

@@ -16,7 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rel_support import ALLOCATION_LIMIT, SAMPLE_PER_FORMAT, SAMPLES, Refusal, refusal, sample, surface, write_npy
+from rel_support import (
+    ALLOCATION_LIMIT,
+    SAMPLE_PER_FORMAT,
+    SAMPLES,
+    Refusal,
+    refusal,
+    sample,
+    scratch_file,
+    surface,
+    write_npy,
+)
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io import HeightMap, list_channels, read, write
@@ -87,12 +97,6 @@ def _npz_phase_only(tmp: Path) -> Path:
     return path
 
 
-def _scratch(name: str, content: bytes) -> Builder:
-    def build(tmp: Path) -> Path:
-        (tmp / name).write_bytes(content)
-        return tmp / name
-    return build
-
 
 def _npy(name: str, array: np.ndarray) -> Builder:
     return lambda tmp: write_npy(tmp / name, array)
@@ -115,8 +119,8 @@ REFUSED: list[tuple[str, Builder, str]] = [
     *[(f"truncated-{fmt}-{int(frac * 100)}%", _truncated(fmt, frac),
        r"truncated|could not read|damaged|empty|not an Igor|shorter|inconsistent|does not start")
       for fmt in SAMPLE_PER_FORMAT for frac in (0.001, 0.3, 0.7)],
-    ("empty-ibw", _scratch("empty.ibw", b""), "the file is empty"),
-    ("empty-gwy", _scratch("empty.gwy", b""), "the file is empty"),
+    ("empty-ibw", scratch_file("empty.ibw", b""), "the file is empty"),
+    ("empty-gwy", scratch_file("empty.gwy", b""), "the file is empty"),
     ("missing", lambda tmp: tmp / "absent.ibw", "no such file"),
     ("directory", _directory, "is a directory"),
     ("unknown-suffix-mdt", lambda tmp: _copy("SciFiDatasets__test_mdt.mdt", tmp), r"unknown file format '\.mdt'"),
@@ -125,9 +129,9 @@ REFUSED: list[tuple[str, Builder, str]] = [
      "the name says Gwyddion Simple Field .* looks like Nanonis SXM"),
     ("tiff-as-gwy", lambda tmp: _copy(SAMPLE_PER_FORMAT["tiff"], tmp, ".gwy"), "the name says Gwyddion"),
     ("gwy-as-sxm", lambda tmp: _copy(SAMPLE_PER_FORMAT["gwy"], tmp, ".sxm"), "the name says Nanonis SXM"),
-    ("text-as-spm", _scratch("notes.spm", b"just some notes\n"), "the name says Bruker NanoScope"),
-    ("random-as-ibw", _scratch("noise.ibw", bytes(range(7, 256)) * 4), "not an Igor binary wave"),
-    ("random-as-npy", _scratch("noise.npy", b"\x00\x01" * 300), "the name says NumPy"),
+    ("text-as-spm", scratch_file("notes.spm", b"just some notes\n"), "the name says Bruker NanoScope"),
+    ("random-as-ibw", scratch_file("noise.ibw", bytes(range(7, 256)) * 4), "not an Igor binary wave"),
+    ("random-as-npy", scratch_file("noise.npy", b"\x00\x01" * 300), "the name says NumPy"),
     ("giant-ibw", lambda tmp: _copy(SAMPLE_PER_FORMAT["ibw"], tmp, edit=_packed(132, "<4i", GIANT, GIANT, 1, 0)),
      f"announces a {GIANT}x{GIANT} px image"),
     ("ibw-truncated-in-note", lambda tmp: _copy(SAMPLE_PER_FORMAT["ibw"], tmp, edit=lambda raw: raw[
@@ -141,7 +145,7 @@ REFUSED: list[tuple[str, Builder, str]] = [
         b"XRes = 300", b"XRes = 31623").replace(b"YRes = 300", b"YRes = 31623")), "announces a 31623x31623"),
     ("giant-gwy", lambda tmp: _copy(SAMPLE_PER_FORMAT["gwy"], tmp, edit=_gwy_giant), "could not read it as Gwyddion"),
     ("giant-npz", _npz_giant, f"announces a {GIANT}x{GIANT} px image"),
-    ("giant-npy", _scratch("giant.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, "
+    ("giant-npy", scratch_file("giant.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, "
                                         b"'shape': (31623, 31623), }" + b" " * 53 + b"\n" + bytes(64)),
      "could not read it as NumPy"),
     ("giant-tiff", _tiff_giant, "announces a 31623x31623"),
@@ -150,18 +154,19 @@ REFUSED: list[tuple[str, Builder, str]] = [
     ("giant-jpk-slots", lambda tmp: _copy(SAMPLE_PER_FORMAT["jpk"], tmp, edit=lambda raw: re.sub(
         re.escape(struct.pack(">HHI", 32896, 9, 1)) + b"....", struct.pack(">HHIi", 32896, 9, 1, 10**9), raw,
         flags=re.DOTALL)), "calibration slots"),
-    ("gwy-unterminated-string", _scratch("loop.gwy", b"GWYP" + _gwy_object(b"GwyContainer", b"/0/data/title\0sab")),
+    ("gwy-unterminated-string", scratch_file("loop.gwy", b"GWYP" + _gwy_object(b"GwyContainer", b"/0/data/title\0sab")),
      "a string runs past the end"),
-    ("gwy-huge-string-array", _scratch("many.gwy", b"GWYP" + _gwy_object(b"GwyContainer", b"names\0S\xff\xff\xff\xff")),
+    ("gwy-huge-string-array",
+     scratch_file("many.gwy", b"GWYP" + _gwy_object(b"GwyContainer", b"names\0S\xff\xff\xff\xff")),
      "announces 4294967295 items"),
     ("no-header-end-spm", lambda tmp: _copy(SAMPLE_PER_FORMAT["spm"], tmp, edit=lambda raw: raw.replace(
         b"\\*File list end", b"\\*File list gone")), r"no '\\\*File list end' line"),
     ("igor-version-2", lambda tmp: _copy(SAMPLE_PER_FORMAT["ibw"], tmp, edit=_packed(0, "<h", 2)),
      "version 2 holds 1-D data only"),
     ("three-d", _npy("stack.npy", np.zeros((2, 8, 8))), "must be 2-D"),
-    ("ragged-text", _scratch("ragged.txt", b"# Width: 1 um\n# Height: 1 um\n1e-9 2e-9\n3e-9\n"),
+    ("ragged-text", scratch_file("ragged.txt", b"# Width: 1 um\n# Height: 1 um\n1e-9 2e-9\n3e-9\n"),
      "could not read it as text matrix"),
-    ("non-ascii-name", _scratch("höhe_高さ.gsf", b"Gwyddion Simple Field 1.0\nXRes = 2\n"), "höhe_高さ.gsf"),
+    ("non-ascii-name", scratch_file("höhe_高さ.gsf", b"Gwyddion Simple Field 1.0\nXRes = 2\n"), "höhe_高さ.gsf"),
     ("nul-in-name", lambda tmp: Path(str(tmp / "a\0b.ibw")), "cannot access it"),
     ("name-too-long", lambda tmp: tmp / ("x" * 300 + ".ibw"), "cannot access it|no such file"),
 ]
@@ -172,9 +177,9 @@ UNUSABLE: list[tuple[str, Builder, str]] = [
     ("nan-inf-heights", _npy("holes.npy", _nan_image()), "2 of 4096 values NaN or Inf"),
     ("one-pixel", _npy("dot.npy", np.ones((1, 1))), "is 1x1 px; an image needs at least 2x2"),
     ("no-height-channel", _npz_phase_only, r"no height channel among \['Phase'\]"),
-    ("text-in-meters-too-big", _scratch("gwy.txt", b"# Width: 1 um\n# Height: 1 um\n5 6\n7 8\n"),
+    ("text-in-meters-too-big", scratch_file("gwy.txt", b"# Width: 1 um\n# Height: 1 um\n5 6\n7 8\n"),
      "cannot be heights in meters"),
-    ("csv-without-pixel-size", _scratch("matrix.csv", b"1e-9,2e-9\n3e-9,4e-9\n"), "does not say its pixel size"),
+    ("csv-without-pixel-size", scratch_file("matrix.csv", b"1e-9,2e-9\n3e-9,4e-9\n"), "does not say its pixel size"),
 ]
 
 

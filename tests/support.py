@@ -1,0 +1,18 @@
+"""Helpers shared by the test folders: running train.py/eval.py as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(script: str, args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python <repo>/<script> ARGS`` (train.py/eval.py) as a subprocess, W&B offline, Hydra errors short."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "0",
+           "PYTHONHASHSEED": "0", "AFM_SR_SHARED": str(REPO.parent / "shared")}
+    return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, check=False)
