@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,9 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+if "AFM_SR_CACHE" not in os.environ:  # this session's prepared-image cache, removed at exit
+    os.environ["AFM_SR_CACHE"] = tempfile.mkdtemp(prefix="afm-sr-cache-")
+    atexit.register(shutil.rmtree, os.environ["AFM_SR_CACHE"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("AFM_SR_SHARED", REPO.parent / "shared"))

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from afm_sr.data.cache import PreparedCache, cache_key
 from afm_sr.data.datasets import ImageDataset, PatchDataset
 from afm_sr.data.prepare import Prepared, prepare
 from afm_sr.degrade import SUPPORTED_SCALES, Degradation
@@ -52,14 +53,15 @@ class AFMDataModule(pl.LightningDataModule):
 
     Every material is split on its own (by ``metadata['group']`` where a reader gives one, else by image)
     with ``split_seed``, so each material is represented in val and test and no patch of a test image is
-    ever trained on.
+    ever trained on. With ``cache_dir``, materials that have a ``fingerprint()`` (folders of real scans)
+    are prepared once and memory-mapped from a ``PreparedCache`` in later runs.
     """
 
     def __init__(self, materials: Mapping[str, Material], degradation: Degradation,
                  scales: Sequence[int] = (2, 4, 8), patch_size: int = 41, batch_size: int = 64,
                  patches_per_epoch: int = 6400, split: Sequence[float] = (0.7, 0.15, 0.15),
                  split_seed: int = 1234, clip_percentiles: Sequence[float] = (2.5, 97.5),
-                 num_workers: int = 0, pin_memory: bool = False) -> None:
+                 num_workers: int = 0, pin_memory: bool = False, cache_dir: str | None = None) -> None:
         super().__init__()
         if not materials:
             raise ConfigError("dataset: no materials configured (add entries under dataset.materials)")
@@ -78,6 +80,7 @@ class AFMDataModule(pl.LightningDataModule):
         self.split, self.split_seed = tuple(split), split_seed
         self.clip = (float(clip_percentiles[0]), float(clip_percentiles[1]))
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.cache = PreparedCache(cache_dir) if cache_dir else None
         self.images: dict[str, list[Prepared]] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -85,17 +88,42 @@ class AFMDataModule(pl.LightningDataModule):
         if not self.images:
             self.images = {k: [] for k in SPLITS}
             for key, material in self.materials.items():
-                maps = material.load()
-                groups = [hm.metadata.get("group", i) for i, hm in enumerate(maps)]
+                prepared, groups = self._material_images(key, material)
                 parts = split_groups(groups, self.split, self.split_seed, key)
-                for i, (hm, part) in enumerate(zip(maps, parts, strict=True)):
-                    self.images[part].append(self._prepare(hm, key, i))
+                for im, part in zip(prepared, parts, strict=True):
+                    self.images[part].append(im)
             log.info("images per split: %s", {k: len(v) for k, v in self.images.items()})
         counts = {k: len(v) for k, v in self.images.items()}
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", SPLITS)
         empty = [k for k in needed if counts[k] == 0]
         if empty:
             raise ConfigError(f"dataset: split(s) {empty} got no images ({counts}); use more images per material")
+
+    def _material_images(self, key: str, material: Material) -> tuple[list[Prepared], list[object]]:
+        """Every prepared image of one material and its split group, from the cache where it has them."""
+        fingerprint = getattr(material, "fingerprint", None)
+        entry = None
+        if self.cache is not None and fingerprint is not None:
+            entry = cache_key(fingerprint(), self.scales, self.degradation, self.clip, self.split_seed, key)
+            cached = self.cache.load(key, entry)
+            if cached is not None:
+                log.info("material %r: %d prepared images memory-mapped from %s", key, len(cached[0]),
+                         self.cache.root)
+                return cached
+        maps = material.load()
+        groups = [hm.metadata.get("group", i) for i, hm in enumerate(maps)]
+        prepared = [self._prepare(hm, key, i) for i, hm in enumerate(maps)]
+        if entry is not None:
+            try:
+                self.cache.store(key, entry, prepared, groups)
+            except OSError as exc:
+                log.warning("material %r: could not write the cache under %s (%s); going on without it", key,
+                            self.cache.root, exc)
+                return prepared, groups
+            cached = self.cache.load(key, entry)
+            if cached is not None:  # serve the memory map, so in-memory copies can be freed
+                return cached
+        return prepared, groups
 
     def _prepare(self, hm: HeightMap, key: str, index: int) -> Prepared:
         """Prepare one map with a degradation seed fixed by its material and index (same in every dataset)."""

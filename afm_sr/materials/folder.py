@@ -41,6 +41,15 @@ class FolderMaterial:
                        if p.is_file() and p.suffix.lower() not in (".json", ".md") and p.name != "index.csv")
         return found[: self.limit] if self.limit is not None else found
 
+    def fingerprint(self) -> dict[str, object]:
+        """What the maps depend on: reading options and each file's name, size and mtime (and index.csv's)."""
+        files = self.files()
+        index = Path(self.path) / "index.csv"
+        stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files + [index] * index.is_file()]
+        return {"path": str(Path(self.path).resolve()), "glob": self.glob, "channel": self.channel,
+                "level_plane": self.level_plane, "align_rows": self.align_rows, "limit": self.limit,
+                "pixel_size": self.pixel_size, "files": stamps}
+
     def load(self) -> list[HeightMap]:
         """Read and level every file; skip (and log) the ones that fail."""
         files = self.files()

@@ -1,0 +1,129 @@
+"""A memory-mapped cache of prepared float32 images, so real scans are parsed and degraded once, not every run.
+
+One cache entry holds one material's prepared images (HR, network inputs and LR images per scale) as a
+single raw float32 file plus a JSON index. It is keyed by everything that shaped those arrays: the
+material's fingerprint (its files' names, sizes and modification times and its reading options), the
+scales, the degradation, the clip percentiles, the degradation seed and the package version. Any change
+gives a new key, so a stale entry is never read; an entry is written to a temporary folder and renamed
+into place, so a killed run or two concurrent runs never leave a half-written one. Loaded entries are
+memory-mapped copy-on-write: thousands of scans cost page cache, not process memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from afm_sr import __version__
+from afm_sr.data.prepare import Prepared
+from afm_sr.preprocess import Normalization
+
+log = logging.getLogger(__name__)
+
+#: Bump when the layout of an entry changes; old entries are then ignored (and can be deleted).
+FORMAT = 1
+
+
+def describe(obj: object) -> object:
+    """A JSON-able, address-free description of a config object (degradations, numbers, lists, tensors)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, list | tuple):
+        return [describe(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): describe(v) for k, v in sorted(obj.items())}
+    if hasattr(obj, "__dict__"):
+        return {"type": type(obj).__qualname__, **{k: describe(v) for k, v in sorted(vars(obj).items())}}
+    return obj
+
+
+def cache_key(*parts: object) -> str:
+    """A short stable hash of ``parts`` (and of the cache format and package version)."""
+    text = json.dumps([FORMAT, __version__, *map(describe, parts)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class PreparedCache:
+    """Prepared images of whole materials under ``root``, one folder per (material, key)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _entry(self, material: str, key: str) -> Path:
+        return self.root / f"{material}-{key}"
+
+    def load(self, material: str, key: str) -> tuple[list[Prepared], list[object]] | None:
+        """The cached images and their split groups, memory-mapped; ``None`` where no complete entry exists."""
+        entry = self._entry(material, key)
+        try:
+            index = json.loads((entry / "index.json").read_text())
+            flat = np.memmap(entry / "arrays.f32", dtype=np.float32, mode="c")
+        except (OSError, ValueError) as exc:
+            if entry.exists():
+                log.warning("cache entry %s is unreadable (%s); rebuilding it", entry, exc)
+                shutil.rmtree(entry, ignore_errors=True)
+            return None
+        if flat.size != index["size"]:
+            log.warning("cache entry %s is truncated; rebuilding it", entry)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        arrays = torch.from_numpy(flat)
+        return [_unpack(arrays, item) for item in index["images"]], [item["group"] for item in index["images"]]
+
+    def store(self, material: str, key: str, images: Sequence[Prepared], groups: Sequence[object]) -> None:
+        """Write an entry for ``images`` (temp folder, then one rename); a concurrent writer's entry wins."""
+        entry = self._entry(material, key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{entry.name}.{uuid.uuid4().hex}.tmp"
+        tmp.mkdir()
+        try:
+            items, offset = [], 0
+            with open(tmp / "arrays.f32", "wb") as f:
+                for im, group in zip(images, groups, strict=True):
+                    item, offset = _pack(f, im, group, offset)
+                    items.append(item)
+                f.flush()
+                os.fsync(f.fileno())
+            (tmp / "index.json").write_text(json.dumps({"size": offset, "images": items}))
+            try:
+                tmp.rename(entry)
+            except OSError:  # another run stored the same entry first: keep theirs
+                log.info("cache entry %s appeared meanwhile; keeping it", entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _pack(f: object, im: Prepared, group: object, offset: int) -> tuple[dict, int]:
+    """Append ``im``'s arrays to the open file ``f``; return its index record and the new offset."""
+    arrays = {"hr": im.hr, **{f"in{s}": t for s, t in im.inputs.items()}, **{f"low{s}": t for s, t in im.lows.items()}}
+    layout = {}
+    for name, t in arrays.items():
+        data = t.detach().to(torch.float32).contiguous().numpy()
+        f.write(data.tobytes())
+        layout[name] = [offset, list(data.shape)]
+        offset += data.size
+    stats = None if im.stats is None else [im.stats.lo, im.stats.hi, im.stats.mean, im.stats.std]
+    record = {"layout": layout, "scales": sorted(im.inputs), "z_range": list(im.z_range), "material": im.material,
+              "name": im.name, "stats": stats, "pixel_size": list(im.pixel_size), "group": group}
+    return record, offset
+
+
+def _unpack(flat: torch.Tensor, item: dict) -> Prepared:
+    """A ``Prepared`` whose tensors are views into the memory-mapped file."""
+    def view(name: str) -> torch.Tensor:
+        start, shape = item["layout"][name]
+        return flat[start:start + int(np.prod(shape))].view(shape)
+
+    stats = None if item["stats"] is None else Normalization(*item["stats"])
+    return Prepared(view("hr"), {s: view(f"in{s}") for s in item["scales"]},
+                    {s: view(f"low{s}") for s in item["scales"]}, tuple(item["z_range"]), item["material"],
+                    item["name"], stats, tuple(item["pixel_size"]))
