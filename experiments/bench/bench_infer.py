@@ -4,7 +4,8 @@ Usage: ``python experiments/bench/bench_infer.py [--repeats 2] [--rss-depth 3]``
 
 1. 512x512 output at x4 (a 128x128 scan) through ``afm_sr.enhance`` vs the same VDSR conv stack called
    directly on a 1x1x512x512 tensor (ratio: the cost of normalization, bicubic, tiling and meters).
-2. The same enhance call with ``precision="bf16"`` vs fp32 (ratio).
+2. The same enhance call with ``precision="bf16"`` vs fp32 (ratio); the bare stack under ``torch.compile``
+   (inductor) vs eager, with its compile time.
 3. Peak resident memory of a 4096x4096 scan enhanced x2 (8192x8192 output, tiled), in a fresh subprocess.
 
 Weights are random (speed depends on the architecture only): depth 20, width 64 as in the paper. On a
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--rss-size", type=int, default=4096)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--batch", type=int, default=0, help="tiles per forward pass (0: enhance's default)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -103,6 +105,15 @@ def main() -> None:
     print(f"  bare conv stack fp32        {bare:7.2f} s")
     print(f"  afm_sr.enhance fp32         {fp32:7.2f} s   enhance / bare = {fp32 / bare:.2f}")
     print(f"  afm_sr.enhance bf16         {bf16:7.2f} s   fp32 / bf16    = {fp32 / bf16:.2f}")
+    if not args.no_compile:
+        compiled = torch.compile(model.net)
+        with torch.inference_mode():
+            start = time.perf_counter()
+            compiled(x)
+            first = time.perf_counter() - start
+            fast = best_of(lambda: compiled(x), args.repeats)
+        print(f"  bare, torch.compile         {fast:7.2f} s   eager / compiled = {bare / fast:.2f} "
+              f"(first call, compiling: {first:.0f} s)")
 
     cmd = [sys.executable, __file__, "--child", "--rss-depth", str(args.rss_depth), "--rss-size",
            str(args.rss_size), "--tile", str(args.tile), "--batch", str(args.batch)]

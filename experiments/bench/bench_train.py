@@ -98,12 +98,14 @@ def main() -> None:
     rates = {"bare fp32": bare(args), "lightning fp32": lightning(args),
              "bare channels_last": bare(args, channels_last=True),
              "lightning channels_last": lightning(args, channels_last=True),
-             "bare bf16 autocast": bare(args, bf16=True), "lightning bf16-mixed": lightning(args, "bf16-mixed")}
+             "bare bf16 autocast": bare(args, bf16=True), "lightning bf16-mixed": lightning(args, "bf16-mixed"),
+             "lightning bf16 + channels_last": lightning(args, "bf16-mixed", channels_last=True)}
     for name, r in rates.items():
         print(f"{name:26s} {r:8.1f} patches/s")
     print(f"lightning / bare (fp32):          {rates['lightning fp32'] / rates['bare fp32']:.2f}")
     print(f"channels_last / fp32 (lightning): {rates['lightning channels_last'] / rates['lightning fp32']:.2f}")
     print(f"bf16-mixed / fp32 (lightning):    {rates['lightning bf16-mixed'] / rates['lightning fp32']:.2f}")
+    print(f"bf16 + cl / fp32 (lightning):     {rates['lightning bf16 + channels_last'] / rates['lightning fp32']:.2f}")
 
 
 if __name__ == "__main__":
