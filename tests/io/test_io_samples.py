@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,11 @@ from afm_sr.errors import AFMFileError
 
 HAS_PYSPM = importlib.util.find_spec("pySPM") is not None
 HAS_AFMREADER = importlib.util.find_spec("AFMReader") is not None
+HAS_NSFOPEN = importlib.util.find_spec("NSFopen") is not None
 needs_pyspm = pytest.mark.skipif(not HAS_PYSPM, reason="pySPM (afm-sr[formats]) not installed")
 needs_afmreader = pytest.mark.skipif(not HAS_AFMREADER, reason="AFMReader (afm-sr[formats]) not installed")
+needs_nsfopen = pytest.mark.skipif(not HAS_NSFOPEN, reason="NSFopen (afm-sr[formats]) not installed")
+NID = "nanoscopeAFM__NanoSurf_20160301.nid"
 
 # file, default channel, (ny, nx), scan width in um (Gwyddion 2.62, from the samples' README)
 EXPECTED = [
@@ -38,6 +42,7 @@ EXPECTED = [
                  marks=needs_afmreader),
     pytest.param("AFMReader__sample_0.stp", "Topography", (512, 512), 0.5, marks=needs_afmreader),
     pytest.param("AFMReader__sample_0.top", "Topography", (512, 512), 0.5, marks=needs_afmreader),
+    pytest.param(NID, "Z-Axis forward", (128, 128), 10.0, marks=needs_nsfopen),
 ]
 
 
@@ -83,13 +88,37 @@ def test_nanoscope_matches_its_reference_export(samples: Path) -> None:
 @pytest.mark.parametrize(("name", "problem"), [
     ("SciFiDatasets__GwiddionReader_chip.gwy", "Gwyddion 1.x"),
     ("SciFiDatasets__test_mdt.mdt", "unknown file format"),
-    ("nanoscopeAFM__NanoSurf_20160301.nid", "unknown file format"),
     ("nanoscope__reference_converted.csv", "pixel size"),
 ])
 def test_unreadable_samples_say_why(samples: Path, name: str, problem: str) -> None:
     with pytest.raises(AFMFileError, match=problem) as info:
         io.read(samples / name)
     assert name in str(info.value)
+
+
+@needs_nsfopen
+def test_nanosurf_channels_orientation_and_units(samples: Path) -> None:
+    """Gwyddion's channel titles; rows flipped like Gwyddion's ezdfile.c; heights in m, amplitude in V."""
+    path = samples / NID
+    assert io.list_channels(path) == ["Z-Axis forward", "Amplitude forward", "Z-Axis backward",
+                                      "Amplitude backward"]
+    from NSFopen.read import nid_read
+
+    raw = nid_read(str(path), dataframe=False).data["Image"]
+    hm = io.read(path)
+    np.testing.assert_array_equal(hm.data, np.flipud(raw["Forward"]["Z-Axis"]))
+    assert hm.pixel_size == pytest.approx((10e-6 / 128, 10e-6 / 128))
+    assert (hm.data.min(), hm.data.max()) == pytest.approx((-294.19e-9, -88.50e-9), abs=0.01e-9)
+    assert hm.metadata["Scan direction"] == "Up"
+    backward = io.read(path, channel="z axis backward").data  # stored left to right: not mirrored
+    assert np.corrcoef(hm.data.ravel(), backward.ravel())[0, 1] > 0.5
+    assert io.read(path, channel="Amplitude forward").z_unit == "V"
+
+
+def test_nid_without_nsfopen_says_what_to_install(samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "NSFopen.read", None)  # as if the formats extra were not installed
+    with pytest.raises(AFMFileError, match=r"needs the optional package 'NSFopen.read'.*afm-sr\[formats\]"):
+        io.read(samples / NID)
 
 
 def test_list_channels_of_nanonis(samples: Path) -> None:

@@ -36,6 +36,7 @@ SAMPLE_PER_FORMAT = {
     "h5-jpk": "AFMReader__sample_0.h5-jpk",
     "stp": "AFMReader__sample_0.stp",
     "top": "AFMReader__sample_0.top",
+    "nid": "nanoscopeAFM__NanoSurf_20160301.nid",
 }
 #: A heap allocation above this while reading a small hostile file means a header was trusted.
 ALLOCATION_LIMIT = 64 << 20

@@ -114,7 +114,12 @@ def _directory(tmp: Path) -> Path:
     return tmp / "scans.ibw"
 
 
-#: (id, builder, pattern the error message must match). Truncations: 3 offsets x 11 formats.
+def _nid_edit(old: bytes, new: bytes, count: int = -1) -> Builder:
+    """The Nanosurf sample with header text ``old`` replaced by ``new``."""
+    return lambda tmp: _copy(SAMPLE_PER_FORMAT["nid"], tmp, edit=lambda raw: raw.replace(old, new, count))
+
+
+#: (id, builder, pattern the error message must match). Truncations: 3 offsets x 12 formats.
 REFUSED: list[tuple[str, Builder, str]] = [
     *[(f"truncated-{fmt}-{int(frac * 100)}%", _truncated(fmt, frac),
        r"truncated|could not read|damaged|empty|not an Igor|shorter|inconsistent|does not start")
@@ -130,6 +135,7 @@ REFUSED: list[tuple[str, Builder, str]] = [
     ("tiff-as-gwy", lambda tmp: _copy(SAMPLE_PER_FORMAT["tiff"], tmp, ".gwy"), "the name says Gwyddion"),
     ("gwy-as-sxm", lambda tmp: _copy(SAMPLE_PER_FORMAT["gwy"], tmp, ".sxm"), "the name says Nanonis SXM"),
     ("text-as-spm", scratch_file("notes.spm", b"just some notes\n"), "the name says Bruker NanoScope"),
+    ("text-as-nid", scratch_file("notes.nid", b"just some notes\n"), "the name says Nanosurf NID"),
     ("random-as-ibw", scratch_file("noise.ibw", bytes(range(7, 256)) * 4), "not an Igor binary wave"),
     ("random-as-npy", scratch_file("noise.npy", b"\x00\x01" * 300), "the name says NumPy"),
     ("giant-ibw", lambda tmp: _copy(SAMPLE_PER_FORMAT["ibw"], tmp, edit=_packed(132, "<4i", GIANT, GIANT, 1, 0)),
@@ -159,6 +165,17 @@ REFUSED: list[tuple[str, Builder, str]] = [
     ("gwy-huge-string-array",
      scratch_file("many.gwy", b"GWYP" + _gwy_object(b"GwyContainer", b"names\0S\xff\xff\xff\xff")),
      "announces 4294967295 items"),
+    ("giant-nid", _nid_edit(b"Points=128\r\nLines=128\r\nFrame", b"Points=31623\r\nLines=31623\r\nFrame", 1),
+     f"announces a {GIANT}x{GIANT} px image"),
+    ("nid-billion-channel-slots", _nid_edit(b"Gr0-Count=21", b"Gr0-Count=1000000000"),  # NSFopen would loop 10^9x
+     "announces 1000000000 channels in group 0"),
+    ("nid-cut-by-ten-bytes", lambda tmp: _copy(SAMPLE_PER_FORMAT["nid"], tmp, edit=lambda raw: raw[:-10]),
+     "the file is truncated"),
+    ("nid-padded", lambda tmp: _copy(SAMPLE_PER_FORMAT["nid"], tmp, edit=lambda raw: raw + bytes(10)),
+     "10 bytes follow the 131072 bytes of data"),  # NSFopen reads from the end: it would decode shifted data
+    ("nid-megabyte-header-line", _nid_edit(b"Op. mode=Dynamic Force", b"Op. mode=" + b"x" * 3_000_000),
+     "the header has a 3000009-byte line"),  # NSFopen would make a lines x 3 MB array of the header (1.8 GB)
+    ("nid-8-bit", _nid_edit(b"SaveBits=16", b"SaveBits=8"), "NSFopen reads only Binary Signed Intel 16- or 32-bit"),
     ("no-header-end-spm", lambda tmp: _copy(SAMPLE_PER_FORMAT["spm"], tmp, edit=lambda raw: raw.replace(
         b"\\*File list end", b"\\*File list gone")), r"no '\\\*File list end' line"),
     ("igor-version-2", lambda tmp: _copy(SAMPLE_PER_FORMAT["ibw"], tmp, edit=_packed(0, "<h", 2)),
