@@ -28,13 +28,15 @@ class VDSRModule(pl.LightningModule):
     clip_theta : the paper's adjustable clipping: gradients clipped to [-theta/lr, theta/lr]; None = off.
     loss_weighting : ``"none"`` (plain MSE) or ``"bicubic"`` (each sample's MSE divided by its bicubic
         MSE, so x8 residuals do not drown x2; see DESIGN.md 'What real scans teach').
+    channels_last, compile : run the network in channels-last memory format / under ``torch.compile``
+        (speed only; experiments/bench/RESULTS.md says when each pays).
     """
 
     def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
                  clip_theta: float | None = 0.01, loss_weighting: str = "bicubic", loss_eps: float = 1e-3,
                  scales: Sequence[int] = (2, 4, 8), metric_convention: str = "range01",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, compile: bool = False) -> None:
         super().__init__()
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ConfigError(f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got {loss_weighting!r}")
@@ -44,6 +46,8 @@ class VDSRModule(pl.LightningModule):
             raise ConfigError(f"module.clip_theta must be positive or null, got {clip_theta}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
+        if compile:  # in place: parameter names (and so checkpoints) stay those of the eager net
+            self.net.compile()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scales = [int(s) for s in scales]
         self.spec = MetricSpec(metric_convention)

@@ -95,3 +95,13 @@ def test_atomic_checkpoint_io_replaces_in_one_step(tmp_path, monkeypatch):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, target)
     assert target.read_bytes() == before  # the good checkpoint is untouched
     assert torch.load(target, weights_only=True)["state_dict"]["w"].sum() == 2
+
+
+def test_compiled_network_keeps_checkpoint_names_and_outputs():
+    torch.manual_seed(0)
+    eager = _module()
+    compiled = _module(net=VDSR(depth=3, width=4), compile=True)
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(1, 1, 12, 12)
+    assert torch.allclose(compiled(x), eager(x), atol=1e-5)

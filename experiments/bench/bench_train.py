@@ -65,24 +65,27 @@ def bare(args: argparse.Namespace, channels_last: bool = False, bf16: bool = Fal
     return args.batch * args.steps / sum(times[1:])
 
 
-def lightning(args: argparse.Namespace, precision: str = "32-true", channels_last: bool = False) -> float:
+def lightning(args: argparse.Namespace, precision: str = "32-true", channels_last: bool = False,
+              compile: bool = False) -> float:
     """Patches/s of ``Trainer.fit`` over VDSRModule (plain MSE, clipping on), first step excluded."""
     torch.manual_seed(0)
     module = VDSRModule(VDSR(args.depth, args.width),
                         optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4),
-                        scheduler=None, clip_theta=0.01, loss_weighting="none", channels_last=channels_last)
+                        scheduler=None, clip_theta=0.01, loss_weighting="none", channels_last=channels_last,
+                        compile=compile)
     stamps: list[float] = []
 
     class Clock(pl.Callback):
         def on_train_batch_end(self, *a: object) -> None:
             stamps.append(time.perf_counter())
 
-    loader = DataLoader(RandomPatches(args.batch * (args.steps + 1)), batch_size=args.batch)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=args.steps + 1, precision=precision,
+    warm = 3 if compile else 1  # compiling takes the first steps (forward, backward, recompiles)
+    loader = DataLoader(RandomPatches(args.batch * (args.steps + warm)), batch_size=args.batch)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=args.steps + warm, precision=precision,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, limit_val_batches=0, callbacks=[Clock()])
     trainer.fit(module, train_dataloaders=loader)
-    return args.batch * args.steps / (stamps[-1] - stamps[0])
+    return args.batch * args.steps / (stamps[-1] - stamps[warm - 1])
 
 
 def main() -> None:
