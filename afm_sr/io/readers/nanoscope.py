@@ -9,7 +9,7 @@ import numpy as np
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, optional_import, split_unit, to_meters
+from afm_sr.io.readers._common import Hints, optional_import, scaled, to_meters
 
 MAGIC = (b"\\*File list", b"?*File list")
 _NAME = re.compile(r'"([^"]+)"')
@@ -44,8 +44,7 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
         width = to_meters(size["real"]["x"], size["real"]["unit"])
         height = to_meters(size["real"]["y"], size["real"]["unit"])
         ny, nx = image.pixels.shape
-        factor, base = split_unit(image.zscale)
-        maps.append(HeightMap(np.flipud(np.asarray(image.pixels, dtype=np.float64)) * factor,
-                              (width / nx, height / ny), channel=name, z_unit=base, source=path,
-                              metadata={"scan_size": f"{size['real']['x']} {size['real']['unit']}"}))
+        maps.append(scaled(np.flipud(np.asarray(image.pixels, dtype=np.float64)), image.zscale,
+                           (width / nx, height / ny), name, path,
+                           {"scan_size": f"{size['real']['x']} {size['real']['unit']}"}))
     return maps

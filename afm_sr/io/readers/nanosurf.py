@@ -37,7 +37,7 @@ from afm_sr.io.readers._common import (
     check_dims,
     need_bytes,
     optional_import,
-    split_unit,
+    scaled,
     to_meters,
 )
 
@@ -190,7 +190,6 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
         if not (np.isfinite(width) and np.isfinite(height) and width > 0 and height > 0):
             raise AFMFileError(path, f"channel {name!r} of {frame!r} has a scan size of {width:g} x {height:g} m; "
                                      "the header is damaged")
-        factor, base = split_unit(fields.get("Dim2Unit", ""))
-        maps.append(HeightMap(np.flipud(data) * factor, (width / points, height / lines),
-                              channel=f"{key} {direction}", z_unit=base, source=path, metadata=dict(metadata)))
+        maps.append(scaled(np.flipud(data), fields.get("Dim2Unit", ""), (width / points, height / lines),
+                           f"{key} {direction}", path, metadata))
     return maps

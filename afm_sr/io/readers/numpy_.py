@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, scaled
 
 INDEX_NAME = "index.csv"
 
@@ -60,9 +60,8 @@ def _heightmap(path: Path, name: str, array: np.ndarray, info: dict[str, Any], h
     check_dims(path, *array.shape, what=f"array {name!r}")
     pixel = info.get("pixel_size") or hinted_pixel_size(
         path, hints, f"neither {sidecar_path(path).name} nor {INDEX_NAME} gives the pixel size")
-    factor, base = split_unit(info.get("z_unit") or hints.z_unit or "m")
-    return HeightMap(np.asarray(array, dtype=np.float64) * factor, pixel, channel=name, z_unit=base,
-                     source=path, metadata={k: v for k, v in info.items() if k != "pixel_size"})
+    return scaled(array, info.get("z_unit") or hints.z_unit or "m", pixel, name, path,
+                  {k: v for k, v in info.items() if k != "pixel_size"})
 
 
 def read_npy(path: Path, hints: Hints) -> list[HeightMap]:

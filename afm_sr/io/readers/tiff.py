@@ -23,7 +23,15 @@ import tifffile
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, need_bytes, split_unit, to_meters
+from afm_sr.io.readers._common import (
+    Hints,
+    check_dims,
+    hinted_pixel_size,
+    need_bytes,
+    scaled,
+    split_unit,
+    to_meters,
+)
 
 MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 #: The key afm-sr puts in its ImageDescription JSON, so foreign JSON descriptions are not misread.
@@ -114,8 +122,6 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
                 pixel = (float(info["pixel_size_m"][0]), float(info["pixel_size_m"][1]))
             else:
                 pixel = hinted_pixel_size(path, hints, "this TIFF does not record its pixel size in meters")
-            factor, base = split_unit(info.get("z_unit") or hints.z_unit or "m")
-            maps.append(HeightMap(page.asarray().astype(np.float64) * factor, pixel,
-                                  channel=info.get("channel", f"Page {k}"), z_unit=base, source=path,
-                                  metadata=info.get("metadata", {})))
+            maps.append(scaled(page.asarray(), info.get("z_unit") or hints.z_unit or "m", pixel,
+                               info.get("channel", f"Page {k}"), path, info.get("metadata", {})))
     return maps
