@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,16 +95,29 @@ def panel_grid(rows: Mapping[str, Mapping[str, np.ndarray]], scan_size_m: float 
     first = next(iter(rows.values()))
     ref = np.asarray(list(first.values())[-1])
     vmin, vmax = np.percentile(ref, [0.5, 99.5])
-    n_cols = max(len(r) for r in rows.values())
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.6 * n_cols + 0.8, 2.7 * len(rows)), squeeze=False,
-                             constrained_layout=True)
     extent = _extent(ref.shape, scan_size_m)
+
+    def cell(ax: Axes, label: str, name: str, image: np.ndarray) -> AxesImage:
+        return _show(ax, image, extent, vmin, vmax, f"{label} {name}".strip(), scan_size_m)
+
+    return _grid(rows, cell, (2.6, 0.8, 2.7, 0.0), 0.6, unit, title)
+
+
+def _grid(rows: Mapping[str, Mapping[str, np.ndarray]], cell: Callable[[Axes, str, str, np.ndarray], AxesImage],
+          size: tuple[float, float, float, float], shrink: float, unit: str, title: str) -> Figure:
+    """One row of axes per label, ``cell`` drawing each image, unused axes hidden, one colour bar.
+
+    ``size`` = (inches per column, extra width, inches per row, extra height) of the figure.
+    """
+    n_cols = max(len(r) for r in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(size[0] * n_cols + size[1], size[2] * len(rows) + size[3]),
+                             squeeze=False, constrained_layout=True)
     for ax_row, (label, images) in zip(axes, rows.items(), strict=True):
         for ax, (name, image) in zip(ax_row, images.items(), strict=False):
-            im = _show(ax, image, extent, vmin, vmax, f"{label} {name}".strip(), scan_size_m)
+            im = cell(ax, label, name, image)
         for ax in ax_row[len(images):]:
             ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6, label=unit)
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=shrink, label=unit)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -237,20 +250,14 @@ def error_grid(rows: Mapping[str, Mapping[str, np.ndarray]], references: Mapping
     errs = {label: {k: np.abs(np.asarray(v) - np.asarray(references[label])) for k, v in preds.items()}
             for label, preds in rows.items()}
     vmax = max(float(np.percentile(e, 99.5)) for r in errs.values() for e in r.values()) or 1.0
-    n_cols = max(len(r) for r in errs.values())
-    fig, axes = plt.subplots(len(errs), n_cols, figsize=(3.2 * n_cols, 3.0 * len(errs) + 0.4), squeeze=False,
-                             constrained_layout=True)
-    for ax_row, (label, r) in zip(axes, errs.items(), strict=True):
-        for ax, (name, e) in zip(ax_row, r.items(), strict=False):
-            im = _show(ax, e, _extent(e.shape, None), 0.0, vmax,
-                       f"{label} |{name} - HR|  RMS {np.sqrt(np.mean(e**2)):.3g} {unit}".strip(), None, cmap="magma")
-            ax.title.set_fontsize(9)
-        for ax in ax_row[len(r):]:
-            ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label=unit)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
+
+    def cell(ax: Axes, label: str, name: str, e: np.ndarray) -> AxesImage:
+        im = _show(ax, e, _extent(e.shape, None), 0.0, vmax,
+                   f"{label} |{name} - HR|  RMS {np.sqrt(np.mean(e**2)):.3g} {unit}".strip(), None, cmap="magma")
+        ax.title.set_fontsize(9)
+        return im
+
+    return _grid(errs, cell, (3.2, 0.0, 3.0, 0.4), 0.8, unit, title)
 
 
 def to_png_bytes(fig: Figure, dpi: int = 110) -> bytes:
