@@ -16,3 +16,11 @@ def run_script(script: str, args: list[str], cwd: Path, timeout: float = 600) ->
            "PYTHONHASHSEED": "0", "AFM_SR_SHARED": str(REPO.parent / "shared")}
     return subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout, check=False)
+
+
+def train_run(args: list[str], tmp_path: Path) -> Path:
+    """Run ``train.py ARGS`` into ``tmp_path/train``, fail the test on a non-zero exit, return that run folder."""
+    run_dir = tmp_path / "train"
+    res = run_script("train.py", [*args, f"hydra.run.dir={run_dir}"], tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return run_dir

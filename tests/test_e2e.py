@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from support import run_script
+from support import run_script, train_run
 
 TINY = ["debug=tiny", "dataset=multi", "model.depth=2", "model.width=4"] + [
     f"dataset.materials.{m}.{k}={v}" for m in ("ceramic", "nanoparticles") for k, v in (("n_images", 5), ("n_px", 48))
@@ -14,9 +14,7 @@ TINY = ["debug=tiny", "dataset=multi", "model.depth=2", "model.width=4"] + [
 
 @pytest.mark.slow
 def test_train_then_eval_writes_table1(tmp_path):
-    run_dir = tmp_path / "train"
-    res = run_script("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_dir = train_run(TINY, tmp_path)
     best = run_dir / "checkpoints" / "best.ckpt"
     assert best.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     table = (run_dir / "table1.md").read_text()

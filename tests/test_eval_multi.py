@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import run_script
+from support import run_script, train_run
 
 from afm_sr import entry
 from afm_sr.errors import ConfigError
@@ -26,9 +26,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow
 def test_two_checkpoints_one_table(tmp_path):
-    run_dir = tmp_path / "train"
-    res = run_script("train.py", [*TINY, f"hydra.run.dir={run_dir}"], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    run_dir = train_run(TINY, tmp_path)
     best = run_dir / "checkpoints" / "best.ckpt"
     ckpt = torch.load(best, weights_only=True)  # a second, different model: the same net with halved weights
     ckpt["state_dict"] = {k: v * 0.5 if k.startswith("net.") else v for k, v in ckpt["state_dict"].items()}
