@@ -45,7 +45,8 @@ class FolderMaterial:
         """What the maps depend on: reading options and each file's name, size and mtime (and index.csv's)."""
         files = self.files()
         index = Path(self.path) / "index.csv"
-        stamps = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files + [index] * index.is_file()]
+        stats = [(p.name, p.stat()) for p in files + [index] * index.is_file()]
+        stamps = [(name, st.st_size, st.st_mtime_ns) for name, st in stats]
         return {"path": str(Path(self.path).resolve()), "glob": self.glob, "channel": self.channel,
                 "level_plane": self.level_plane, "align_rows": self.align_rows, "limit": self.limit,
                 "pixel_size": self.pixel_size, "files": stamps}
