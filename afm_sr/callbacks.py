@@ -51,8 +51,7 @@ class ImagePanel(pl.Callback):
         scale = int(batch["scale"][0])
         if scale in self.examples or not isinstance(outputs, dict) or "pred" not in outputs:
             return
-        mean, std, _, width = (batch["meters"][0].tolist() if "meters" in batch
-                                    else (math.nan, math.nan, math.nan, math.nan))
+        mean, std, width = batch["meters"][0].tolist() if "meters" in batch else (math.nan, math.nan, math.nan)
         physical = math.isfinite(std) and math.isfinite(width)
         scale_nm, offset_nm = (std * 1e9, mean * 1e9) if physical else (1.0, 0.0)
         images = {f"LR (1/{scale})": batch["low"], "bicubic": batch["input"], "afm-sr": outputs["pred"],

@@ -74,14 +74,13 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, object]:
         """Whole image: ``input``/``target`` (1, H, W), ``low`` (1, H/s, W/s), scale, z_range, material, name.
 
-        ``meters`` = (mean, std, scan height, scan width) in meters turns network units back into a height
-        map of the real scan size (NaN where the image carries no statistics).
+        ``meters`` = (mean, std, scan width) in meters turns network units back into a height map of the
+        real scan size (NaN where the image carries no statistics).
         """
         i, scale = self.items[index]
         im = self.images[i]
         mean, std = (im.stats.mean, im.stats.std) if im.stats is not None else (math.nan, math.nan)
-        h, w = im.hr.shape
-        meters = torch.tensor([mean, std, h * im.pixel_size[1], w * im.pixel_size[0]], dtype=torch.float64)
+        meters = torch.tensor([mean, std, im.hr.shape[1] * im.pixel_size[0]], dtype=torch.float64)
         return {"input": im.inputs[scale][None], "target": im.hr[None], "low": im.lows[scale][None],
                 "scale": torch.tensor(scale), "z_range": torch.tensor(im.z_range, dtype=torch.float32),
                 "meters": meters, "material": im.material, "name": im.name}
