@@ -198,7 +198,7 @@ def _predict(module: Any, images: list[Prepared]) -> list[dict[int, np.ndarray]]
             for im in images]
 
 
-def _example(datamodule: Any, image: Prepared, preds: dict[str, dict[int, np.ndarray]]) -> Example:
+def _example(image: Prepared, preds: dict[str, dict[int, np.ndarray]]) -> Example:
     """One test image with every model's outputs, back in nm (the HR map's own normalization undone)."""
     stats, pixel = image.stats, image.pixel_size[0]
 
@@ -240,7 +240,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     module.test_records = records
     out = output_dir(cfg)
     report_test(module, out, cfg)
-    examples = [_example(datamodule, im, {m: o[i] for m, o in outputs.items()}) for i, im in enumerate(images)]
+    examples = [_example(im, {m: o[i] for m, o in outputs.items()}) for i, im in enumerate(images)]
     figures = write_figures(records, examples, out / "figures")
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger):
