@@ -174,8 +174,22 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="subtract the least-squares plane first (default: heights as in the file)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="convolution precision")
-    parser.add_argument("--tile", type=int, default=512, metavar="PX",
-                        help="output tile side in pixels, bounds memory; the result does not depend on it")
+    parser.add_argument("--tile", type=_tile, default="auto", metavar="PX",
+                        help="output tile side in pixels or 'auto' (default: at least 512 and 4x the network's "
+                             "reach), bounds memory; the result does not depend on it")
+
+
+def _tile(text: str) -> int | str:
+    """``--tile``: 'auto' or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive number of pixels, got {text!r}")
+    return value
 
 
 def add_enhance(subparsers: argparse._SubParsersAction) -> None:

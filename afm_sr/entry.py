@@ -25,6 +25,7 @@ from pytorch_lightning.loggers import WandbLogger
 from afm_sr.callbacks import AtomicCheckpointIO
 from afm_sr.data.prepare import Prepared
 from afm_sr.errors import AFMSRError, ConfigError
+from afm_sr.models.checkpoint import build_network, read_checkpoint
 from afm_sr.report import paired_comparison, summarize, write_table1
 from afm_sr.report.figures import Example, example_figures, gain_bars, save_png
 
@@ -106,35 +107,39 @@ def output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
-def load_weights_safely(name: str, ckpt: Path, module: torch.nn.Module) -> None:
-    """Refuse ``ckpt`` unless it is a file of plain tensors whose state_dict fits ``module`` (ConfigError naming it).
+def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path) -> DictConfig:
+    """A copy of ``cfg`` whose ``model`` is the network ``ckpt`` records (ConfigError naming it if unusable).
 
-    Lightning would otherwise fail inside ``fit``/``test`` with a traceback (missing file, a file that is not a
-    checkpoint, a pickled payload refused by ``weights_only=True``, another architecture).
+    The checkpoint is read with ``weights_only=True`` and its record and tensor shapes are checked before
+    Lightning sees it, so a missing, foreign, pickled or mismatched file is one clear line, and a user never
+    repeats the ``model.*`` settings a checkpoint was trained with.
     """
-    if not ckpt.is_file():
-        raise ConfigError(f"{name}={ckpt}: no such checkpoint file; give a checkpoint written by train.py "
+    if ckpt.is_dir():
+        raise ConfigError(f"{name}={ckpt} is a folder; give a checkpoint file written by train.py "
                           "(outputs/<run>/checkpoints/last.ckpt or best.ckpt)")
     try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-    except Exception as err:  # UnpicklingError (not a checkpoint, or foreign objects), EOFError, zip errors, ...
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        raise ConfigError(f"{name}={ckpt}: not a train.py checkpoint, or one holding Python objects that afm-sr "
-                          f"never unpickles ({type(err).__name__}: {first})") from err
-    mine = module.state_dict()
-    wrong = sorted(k for k in mine.keys() | state.keys() if k not in mine or k not in state
-                   or tuple(getattr(state[k], "shape", ())) != tuple(mine[k].shape))
-    if wrong:
-        raise ConfigError(f"{name}={ckpt}: cannot load it into this model ({len(wrong)} tensors differ, e.g. "
-                          f"{wrong[0]}); pass the same model.* settings it was trained with")
+        weights = read_checkpoint(ckpt) if ckpt.is_file() else None
+        if weights is not None:
+            build_network(weights)
+    except AFMSRError as err:
+        raise ConfigError(f"{name}: {err}") from err
+    if weights is None:
+        raise ConfigError(f"{name}={ckpt}: no such checkpoint file; give a checkpoint written by train.py "
+                          "(outputs/<run>/checkpoints/last.ckpt or best.ckpt)")
+    out = cfg.copy()
+    with open_dict(out):
+        out.model = OmegaConf.create(weights.record.as_config())
+    if OmegaConf.select(cfg, "model") != out.model:
+        log.info("%s: using the architecture the checkpoint records, %s", name, weights.record.describe())
+    return out
 
 
 def train(cfg: DictConfig) -> float | None:
     """Fit, then test the best checkpoint and write Table 1; return the monitored metric for sweepers."""
-    datamodule, module, trainer = build(cfg)
     ckpt = cfg.get("ckpt_path")
     if ckpt:
-        load_weights_safely("ckpt_path", Path(str(ckpt)), module)
+        cfg = use_checkpoint_architecture(cfg, "ckpt_path", Path(str(ckpt)))
+    datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metric = trainer.callback_metrics.get(cfg.get("optimized_metric", ""))
     if cfg.get("test", True) and trainer.world_size > 1:
@@ -168,16 +173,12 @@ def checkpoints(cfg: DictConfig) -> dict[str, Path]:
     return {str(name): Path(str(path)) for name, path in named.items()}
 
 
-def _test_checkpoint(trainer: pl.Trainer, module: Any, datamodule: pl.LightningDataModule, name: str,
-                     ckpt: Path) -> list[dict[str, Any]]:
-    """Load ``ckpt`` into ``module``, test it; return its records with the model's rows named ``name``."""
-    load_weights_safely(f"checkpoint {name}", ckpt, module)
-    try:
-        trainer.test(module, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
-    except (RuntimeError, KeyError, EOFError, ValueError) as err:
-        raise ConfigError(f"checkpoint {name}={ckpt}: cannot load it into this model "
-                          f"({str(err).splitlines()[0]}); pass the same model.* settings it was trained with") from err
-    return [{**r, "method": name} if r["method"] == "model" else r for r in module.test_records]
+def _test_checkpoint(trainer: pl.Trainer, cfg: DictConfig, datamodule: pl.LightningDataModule, name: str,
+                     ckpt: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """Build the network ``ckpt`` records, test it; return the module and its records (model rows named ``name``)."""
+    module = instantiate(use_checkpoint_architecture(cfg, f"checkpoint {name}", ckpt).module, _convert_="all")
+    trainer.test(module, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
+    return module, [{**r, "method": name} if r["method"] == "model" else r for r in module.test_records]
 
 
 def pick_figure_images(images: list[Prepared], n: int) -> list[Prepared]:
@@ -194,7 +195,7 @@ def pick_figure_images(images: list[Prepared], n: int) -> list[Prepared]:
 def _predict(module: Any, images: list[Prepared]) -> list[dict[int, np.ndarray]]:
     """The loaded model's output (network units) for each image and scale, for the figures."""
     module.eval()
-    return [{s: module(x[None, None].to(module.device)).float().cpu()[0, 0].numpy() for s, x in im.inputs.items()}
+    return [{s: module(low[None, None].to(module.device), s).float().cpu()[0, 0].numpy() for s, low in im.lows.items()}
             for im in images]
 
 
@@ -234,7 +235,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     records: list[dict[str, Any]] = []
     outputs: dict[str, list[dict[int, np.ndarray]]] = {}
     for name, ckpt in models.items():
-        rows = _test_checkpoint(trainer, module, datamodule, name, ckpt)
+        module, rows = _test_checkpoint(trainer, cfg, datamodule, name, ckpt)
         records += [r for r in rows if r["method"] != "bicubic" or not outputs]
         outputs[name] = _predict(module, images)
     module.test_records = records

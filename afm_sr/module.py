@@ -1,4 +1,4 @@
-"""The LightningModule: VDSR training with per-scale loss balance, adjustable clipping and LR steps."""
+"""The LightningModule: any ``afm_sr.models`` network, per-scale loss balance, adjustable clipping, LR steps."""
 
 from __future__ import annotations
 
@@ -12,17 +12,19 @@ from torchmetrics import MeanMetric
 
 from afm_sr.errors import ConfigError
 from afm_sr.metrics import MetricSpec, psnr_ssim
+from afm_sr.models import SRNet
+from afm_sr.models.checkpoint import arch_record
 from afm_sr.report.tables import summarize
 
 LOSS_WEIGHTINGS = ("none", "bicubic")
 
 
-class VDSRModule(pl.LightningModule):
+class SRModule(pl.LightningModule):
     """Train one network for all ``scales``; validate/test PSNR and SSIM per scale beside bicubic.
 
     Parameters
     ----------
-    net : the architecture (e.g. ``afm_sr.models.VDSR``), mapping bicubic input to HR.
+    net : the architecture (``afm_sr.models.VDSR``, ``MultiScaleResNet``, ...): ``net(lr, scale)`` -> restored.
     optimizer, scheduler : partials that take parameters / the optimizer (built from conf/).
     scheduler_interval : ``"epoch"`` or ``"step"``: what ``scheduler.step_size`` counts.
     clip_theta : the paper's adjustable clipping: gradients clipped to [-theta/lr, theta/lr]; None = off.
@@ -32,7 +34,7 @@ class VDSRModule(pl.LightningModule):
         (speed only; experiments/bench/RESULTS.md says when each pays).
     """
 
-    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+    def __init__(self, net: SRNet, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
                  clip_theta: float | None = 0.01, loss_weighting: str = "bicubic", loss_eps: float = 1e-3,
                  scales: Sequence[int] = (2, 4, 8), metric_convention: str = "range01",
@@ -55,11 +57,11 @@ class VDSRModule(pl.LightningModule):
         self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in keys})
         self.test_records: list[dict[str, Any]] = []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Bicubic-upscaled input (N, 1, H, W) -> restored image."""
+    def forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        """Low-resolution input (N, 1, h, w) at ``scale`` -> restored image (N, 1, scale*h, scale*w)."""
         if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.net(x)
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        return self.net(lr, scale)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, bicubic: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of each sample's MSE, optionally divided by its bicubic MSE."""
@@ -69,8 +71,8 @@ class VDSRModule(pl.LightningModule):
         return mse.mean()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """One mixed-scale batch of patches."""
-        pred = self(batch["input"])
+        """One batch of patches at one scale (the scales cycle from batch to batch)."""
+        pred = self(batch["low"], int(batch["scale"]))
         loss = self.loss(pred, batch["target"], batch["input"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}; "
@@ -99,7 +101,7 @@ class VDSRModule(pl.LightningModule):
     def _evaluate(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """PSNR/SSIM of the model and of bicubic for one batch of whole images (same scale)."""
         scale = int(batch["scale"][0])
-        pred = self(batch["input"]).float()
+        pred = self(batch["low"], scale).float()
         psnr, ssim = psnr_ssim(pred, batch["target"], scale, self.spec, batch["z_range"])
         bpsnr, bssim = psnr_ssim(batch["input"], batch["target"], scale, self.spec, batch["z_range"])
         return {"scale": torch.tensor(scale), "psnr": psnr, "ssim": ssim, "bicubic_psnr": bpsnr,
@@ -159,8 +161,6 @@ class VDSRModule(pl.LightningModule):
             torch.set_rng_state(checkpoint["torch_rng_state"])
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the architecture and the RNG state next to the weights (``infer`` rebuilds the net from it)."""
+        """Store the architecture record and the RNG state next to the weights (``infer`` rebuilds the net)."""
         checkpoint["torch_rng_state"] = torch.get_rng_state()  # patches are drawn from it: resume exactly
-        checkpoint["afm_sr"] = {"arch": type(self.net).__name__, "scales": self.scales,
-                                "depth": getattr(self.net, "depth", None), "width": getattr(self.net, "width", None),
-                                "channels": getattr(self.net, "channels", None)}
+        checkpoint["afm_sr"] = arch_record(self.net, self.scales)

@@ -69,9 +69,15 @@ def test_degradation_options(option):
 @pytest.mark.parametrize("group", ["model", "optimizer", "module"])
 def test_model_module_options(group):
     for option in _options(group):
-        cfg = _compose([f"{group}={option}", "model.depth=3", "model.width=4"])
+        small = SMALL[option] if group == "model" else SMALL["vdsr"]
+        cfg = _compose([f"{group}={option}", *small])
         module = instantiate(cfg.module, _convert_="all")
         assert module.configure_optimizers()["optimizer"].param_groups[0]["lr"] == cfg.optimizer.lr
+        assert module(torch.randn(1, 1, 6, 6), 4).shape == (1, 1, 24, 24)
+
+
+#: A small instance of each model option (a test fails here when a model option is added without one).
+SMALL = {"vdsr": ["model.depth=3", "model.width=4"], "msr": ["model.blocks=1", "model.width=4", "model.tail_width=4"]}
 
 
 @pytest.mark.parametrize("option", _options("trainer"))
@@ -100,7 +106,9 @@ def test_callback_options(option):
 def test_presets_compose(option):
     group = "experiment" if option in _options("experiment") else "debug"
     cfg = _compose([f"{group}={option}"])
-    assert cfg.model.depth >= 2 and cfg.trainer.max_epochs >= 1
+    net = instantiate(cfg.model)  # the preset's network builds (within its architecture's limits)
+    assert net.receptive_radius(8) > 0
+    assert cfg.trainer.max_epochs >= 1 or cfg.trainer.max_steps >= 1
 
 
 def test_paper_preset_is_the_paper():

@@ -1,4 +1,3 @@
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -51,30 +50,36 @@ def test_prepare_crops_to_scales_and_degrades():
     assert float(p.hr.min()) == pytest.approx(lo, abs=1e-5) and float(p.hr.max()) == pytest.approx(hi, abs=1e-5)
 
 
-def test_patches_mix_scales_and_keep_input_target_aligned():
+@pytest.mark.parametrize("lr_patch", [None, 4])
+def test_patch_batches_cycle_scales_and_keep_low_input_target_aligned(lr_patch):
     torch.manual_seed(0)
     rng = np.random.default_rng(1)
     images = [prepare(HeightMap(_bumps(rng, 48, 1e-8), (1e-8, 1e-8)), [2, 4, 8], BicubicDegradation(), seed=i)
               for i in range(3)]
-    ds = PatchDataset(images, [2, 4, 8], patch_size=16, length=300)
-    items = [ds[i] for i in range(300)]
-    assert Counter(int(it["scale"]) for it in items).keys() == {2, 4, 8}
-    assert all(it["input"].shape == (1, 16, 16) for it in items)
-    # every patch pair is a crop of one image under one dihedral transform
-    for it in items[:30]:
-        s = int(it["scale"])
-        found = False
-        for im in images:
-            for k in range(4):
-                for flip in (False, True):
-                    t, i = torch.rot90(im.hr, k), torch.rot90(im.inputs[s], k)
-                    if flip:
-                        t, i = t.flip(1), i.flip(1)
-                    win = t.unfold(0, 16, 1).unfold(1, 16, 1)
-                    hit = (win == it["target"][0]).flatten(2).all(-1).nonzero()
-                    for r, c in hit.tolist():
-                        found |= torch.equal(i[r:r + 16, c:c + 16], it["input"][0])
-        assert found
+    ds = PatchDataset(images, [2, 4, 8], patch_size=16, length=9, batch_size=5, lr_patch=lr_patch)
+    batches = [ds[i] for i in range(9)]
+    assert [int(b["scale"]) for b in batches] == [2, 4, 8] * 3  # one scale per batch, in turn
+    for b in batches:
+        s = int(b["scale"])
+        n = lr_patch or 16 // s
+        assert b["low"].shape == (5, 1, n, n) and b["input"].shape == b["target"].shape == (5, 1, n * s, n * s)
+    # every (low, input, target) triple is a crop of one image under one dihedral transform
+    for b in batches[:6]:
+        s = int(b["scale"])
+        n = b["low"].shape[-1]
+        for low, up, hr in zip(b["low"][:, 0], b["input"][:, 0], b["target"][:, 0], strict=True):
+            found = False
+            for im in images:
+                for k in range(4):
+                    for flip in (False, True):
+                        t, i, lo = torch.rot90(im.hr, k), torch.rot90(im.inputs[s], k), torch.rot90(im.lows[s], k)
+                        if flip:
+                            t, i, lo = t.flip(1), i.flip(1), lo.flip(1)
+                        win = lo.unfold(0, n, 1).unfold(1, n, 1)
+                        for r, c in (win == low).flatten(2).all(-1).nonzero().tolist():
+                            hs = (slice(r * s, (r + n) * s), slice(c * s, (c + n) * s))
+                            found |= torch.equal(t[hs], hr) and torch.equal(i[hs], up)
+            assert found
 
 
 def test_image_dataset_lists_every_scale():
@@ -94,7 +99,7 @@ def test_datamodule_splits_each_material_by_image():
     for split in ("val", "test"):
         assert {im.material for im in dm.images[split]} == {"a", "b"}
     batch = next(iter(dm.train_dataloader()))
-    assert batch["input"].shape == (4, 1, 24, 24)
+    assert batch["input"].shape == (4, 1, 24, 24) and batch["low"].shape == (4, 1, 12, 12)
     assert len(dm.val_dataloader()) == 2 * len(dm.images["val"])
 
 

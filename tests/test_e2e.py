@@ -46,7 +46,7 @@ def test_multirun_two_jobs(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["dataset=mutli"], "Could not find 'dataset/mutli'"),
     (["model.dpeth=20"], "dpeth"),
-    (["model.depth=0"], "model.depth must be >= 2"),
+    (["model.depth=0"], "model.depth must be an integer in [2, 128]"),
     (["scales=[3]"], "scales [3]"),
     (["trainer.gpus=1"], "trainer.gpus=1"),
 ])
@@ -58,13 +58,18 @@ def test_bad_config_is_one_clear_error(tmp_path, args, message):
 
 
 @pytest.mark.slow
-def test_eval_with_a_checkpoint_of_another_architecture(tmp_path):
+def test_eval_takes_the_architecture_from_the_checkpoint(tmp_path):
+    """A MultiScaleResNet checkpoint evaluates with eval.py's default model config: no model.* override needed."""
     run_dir = tmp_path / "train"
-    assert run_script("train.py", [*TINY, "test=false", f"hydra.run.dir={run_dir}"], tmp_path).returncode == 0
-    res = run_script("eval.py", [*TINY, "model.width=8", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                           f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
-    assert res.returncode == 2 and "cannot load it into this model" in res.stderr
-    assert "Traceback" not in res.stderr
+    no_model = [a for a in TINY if not a.startswith("model.")]
+    msr = ["model=msr", "model.blocks=1", "model.width=8", "model.tail_width=4", "dataset.lr_patch=4"]
+    assert run_script("train.py", [*no_model, *msr, "test=false", f"hydra.run.dir={run_dir}"],
+                      tmp_path).returncode == 0
+    res = run_script("eval.py", [*no_model, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                                 f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "MultiScaleResNet(blocks=1, width=8, tail_width=4" in res.stderr + res.stdout
+    assert (tmp_path / "eval" / "table1.md").is_file()
 
 
 @pytest.mark.slow

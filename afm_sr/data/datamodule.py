@@ -61,7 +61,8 @@ class AFMDataModule(pl.LightningDataModule):
                  scales: Sequence[int] = (2, 4, 8), patch_size: int = 41, batch_size: int = 64,
                  patches_per_epoch: int = 6400, split: Sequence[float] = (0.7, 0.15, 0.15),
                  split_seed: int = 1234, clip_percentiles: Sequence[float] = (2.5, 97.5),
-                 num_workers: int = 0, pin_memory: bool = False, cache_dir: str | None = None) -> None:
+                 num_workers: int = 0, pin_memory: bool = False, cache_dir: str | None = None,
+                 lr_patch: int | None = None) -> None:
         super().__init__()
         if not materials:
             raise ConfigError("dataset: no materials configured (add entries under dataset.materials)")
@@ -76,7 +77,10 @@ class AFMDataModule(pl.LightningDataModule):
         self.materials = dict(materials)
         self.degradation = degradation
         self.scales = [int(s) for s in scales]
+        if lr_patch is not None and lr_patch < 2:
+            raise ConfigError(f"dataset.lr_patch must be >= 2 LR pixels or null, got {lr_patch}")
         self.patch_size, self.batch_size, self.patches_per_epoch = patch_size, batch_size, patches_per_epoch
+        self.lr_patch = lr_patch
         self.split, self.split_seed = tuple(split), split_seed
         self.clip = (float(clip_percentiles[0]), float(clip_percentiles[1]))
         self.num_workers, self.pin_memory = num_workers, pin_memory
@@ -132,15 +136,17 @@ class AFMDataModule(pl.LightningDataModule):
         return prepare(hm, self.scales, self.degradation, seed=seed, clip_percentiles=self.clip, material=key,
                        name=name)
 
-    def _loader(self, dataset: object, batch_size: int, shuffle: bool) -> DataLoader:
-        """A DataLoader with the configured workers."""
+    def _loader(self, dataset: object, batch_size: int | None, shuffle: bool) -> DataLoader:
+        """A DataLoader with the configured workers (``batch_size=None``: the dataset yields whole batches)."""
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        """Random augmented patches mixing every material and scale in each batch."""
-        ds = PatchDataset(self.images["train"], self.scales, self.patch_size, self.patches_per_epoch)
-        return self._loader(ds, self.batch_size, shuffle=False)
+        """Batches of random augmented patches mixing every material, one scale per batch (scales cycle)."""
+        ds = PatchDataset(self.images["train"], self.scales, self.patch_size,
+                          max(1, self.patches_per_epoch // self.batch_size), self.batch_size,
+                          lr_patch=self.lr_patch)
+        return self._loader(ds, None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
         """Whole validation images, every scale."""

@@ -20,45 +20,60 @@ def _mix(draw: int, index: int) -> int:
 
 
 class PatchDataset(Dataset):
-    """``length`` random patches per epoch; each draws an image, a scale, a position and a dihedral flip.
+    """``length`` batches of random patches per epoch; each batch is one scale, its patches drawn independently.
 
-    Randomness comes from torch's RNG, which Lightning seeds and the DataLoader re-seeds per worker and
-    epoch, so every epoch sees new patches yet a seeded run is reproducible; the sample index is mixed
-    in, so DDP ranks (same seed, disjoint indices) draw different patches. Images smaller than the
-    patch are skipped for training.
+    A batch holds ``batch_size`` patches of ``patch_size // s`` LR pixels (or ``lr_patch`` at every scale, which
+    gives a network on the input grid the same context at x8 as at x2) and ``s`` times that in HR, at one
+    scale ``s``; the scales cycle from batch to batch, so a network whose layers depend on the scale (one tail
+    per scale) sees whole batches of one scale, and a network on the input grid gets aligned LR/HR crops.
+    Each patch draws an image, a position and a dihedral flip. Randomness comes from torch's RNG, which
+    Lightning seeds, so every epoch sees new patches yet a seeded run is reproducible; the batch index is mixed
+    in, so DDP ranks (same seed, disjoint indices) draw different patches. Images smaller than a scale's HR
+    patch are skipped at that scale.
     """
 
     def __init__(self, images: Sequence[Prepared], scales: Sequence[int], patch_size: int = 41,
-                 length: int = 6400, augment: bool = True) -> None:
-        self.images = [im for im in images if min(im.hr.shape) >= patch_size]
-        if not self.images:
-            raise ValueError(f"no training image is at least {patch_size}x{patch_size} px")
+                 length: int = 100, batch_size: int = 64, augment: bool = True, lr_patch: int | None = None) -> None:
         self.scales = [int(s) for s in scales]
-        self.patch, self.length, self.augment = patch_size, length, augment
+        self.lr_size = {s: int(lr_patch) if lr_patch else patch_size // s for s in self.scales}
+        self.images = {s: [im for im in images if min(im.hr.shape) >= n * s] for s, n in self.lr_size.items()}
+        empty = [s for s, ims in self.images.items() if not ims]
+        if empty or min(self.lr_size.values()) < 1:
+            raise ValueError(f"no training image is large enough for the patches at x{empty}: "
+                             f"{ {s: n * s for s, n in self.lr_size.items()} } px")
+        self.length, self.batch_size, self.augment = length, batch_size, augment
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """A dict with ``input``/``target`` (1, P, P) and ``scale`` (int64 scalar)."""
-        r = _mix(torch.randint(0, 2**62, (1,)).item(), index)
-        im = self.images[r % len(self.images)]
-        r //= len(self.images)
-        scale = self.scales[r % len(self.scales)]
-        r //= len(self.scales)
-        h, w = im.hr.shape
-        top = r % (h - self.patch + 1)
-        r //= h - self.patch + 1
-        left = r % (w - self.patch + 1)
-        r //= w - self.patch + 1
-        sl = (slice(top, top + self.patch), slice(left, left + self.patch))
-        pair = torch.stack([im.inputs[scale][sl], im.hr[sl]])
+    def _patch(self, r: int, scale: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(LR, bicubic input, HR) crops of one image at ``scale``, from the random number ``r``."""
+        images = self.images[scale]
+        im = images[r % len(images)]
+        r //= len(images)
+        n = self.lr_size[scale]
+        h, w = (d // scale for d in im.hr.shape)
+        top = r % (h - n + 1)
+        r //= h - n + 1
+        left = r % (w - n + 1)
+        r //= w - n + 1
+        low = im.lows[scale][top:top + n, left:left + n]
+        hr_sl = (slice(top * scale, (top + n) * scale), slice(left * scale, (left + n) * scale))
+        high = torch.stack([im.inputs[scale][hr_sl], im.hr[hr_sl]])
         if self.augment:
-            pair = torch.rot90(pair, k=r % 4, dims=(1, 2))
-            if (r // 4) % 2:
-                pair = pair.flip(2)
-        return {"input": pair[0:1].contiguous(), "target": pair[1:2].contiguous(),
-                "scale": torch.tensor(scale)}
+            k, flip = r % 4, (r // 4) % 2
+            low, high = torch.rot90(low, k, dims=(0, 1)), torch.rot90(high, k, dims=(1, 2))
+            if flip:
+                low, high = low.flip(1), high.flip(2)
+        return low, high[0], high[1]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """A batch: ``low`` (B, 1, n, n), ``input`` (bicubic) and ``target`` (B, 1, s n, s n), ``scale`` (int64)."""
+        scale = self.scales[index % len(self.scales)]
+        draw = torch.randint(0, 2**62, (1,)).item()
+        crops = [self._patch(_mix(draw, index * self.batch_size + i), scale) for i in range(self.batch_size)]
+        low, up, hr = (torch.stack([c[j] for c in crops])[:, None].contiguous() for j in range(3))
+        return {"low": low, "input": up, "target": hr, "scale": torch.tensor(scale)}
 
 
 class ImageDataset(Dataset):

@@ -20,13 +20,14 @@ from afm_sr.infer.tiling import Progress, tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.metrics import MetricSpec, psnr_ssim
+from afm_sr.models import SRNet
 from afm_sr.preprocess import fit_normalization, level
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = {"32": torch.float32, "bf16": torch.bfloat16}
-DEFAULT_TILE = 512
+DEFAULT_TILE = "auto"
 #: Tiles per forward pass when none is asked for: batching pays on a GPU; on a CPU it only costs memory.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8}
 
@@ -87,21 +88,21 @@ def _as_heightmap(image: HeightMap | np.ndarray, pixel_size: tuple[float, float]
     return hm
 
 
-def _prepared_body(model: SRModel, device: str | torch.device, precision: str | int
-                   ) -> tuple[torch.nn.Module, torch.device, torch.dtype]:
-    """A copy of the residual branch on the device in the precision, channels-last (faster convolutions).
+def _prepared_net(model: SRModel, device: str | torch.device, precision: str | int
+                  ) -> tuple[SRNet, torch.device, torch.dtype]:
+    """A copy of the network on the device in the precision, channels-last (faster convolutions).
 
     The loaded model itself stays float32 on the CPU, so a bf16 run does not round its weights for later calls.
     """
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    body = copy.deepcopy(model.net.body).to(device=dev, dtype=dtype, memory_format=torch.channels_last)
-    return body.eval(), dev, dtype
+    net = copy.deepcopy(model.net).to(device=dev, dtype=dtype, memory_format=torch.channels_last)
+    return net.eval(), dev, dtype
 
 
 def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
             pixel_size: tuple[float, float] | float | None = None, level_plane: bool = False,
-            device: str | torch.device = "auto", precision: str | int = "32", tile: int | None = DEFAULT_TILE,
+            device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
             batch: int | None = None, progress: Progress | None = None) -> HeightMap:
     """Super-resolve a height map by ``scale`` with the model and return it in the input's units and scan size.
 
@@ -132,8 +133,9 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     precision : str
         ``"32"`` or ``"bf16"`` for the convolutions (bicubic and the sum stay float64).
-    tile : int, optional
-        Output pixels per tile side, bounding memory (None: the whole image in one pass; same result).
+    tile : int, "auto" or None
+        Output pixels per tile side, bounding memory (``"auto"``: at least 512 and 4 network reaches; None: the
+        whole image in one pass; the result is the same).
     batch : int, optional
         Tiles per forward pass (default: 1 on a CPU, 8 on a GPU).
     progress : callable, optional
@@ -149,8 +151,8 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         log.warning(warning)
     heights = level(hm.data) if level_plane else hm.data
     norm = fit_normalization(heights)
-    body, dev, dtype = _prepared_body(sr, device, precision)
-    out = tiled_sr(body, norm.apply(heights).astype(np.float32), heights, s, norm.std, sr.info.depth, tile=tile,
+    net, dev, dtype = _prepared_net(sr, device, precision)
+    out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile,
                    batch=batch or DEFAULT_BATCH[dev.type], device=dev, dtype=dtype, progress=progress)
     result = hm.with_data(out, (hm.pixel_size[0] / s, hm.pixel_size[1] / s))
     result.metadata.update({"afm_sr_scale": s, "afm_sr_model": sr.info.source, "afm_sr_leveled": level_plane,
@@ -183,7 +185,7 @@ class GainResult:
 
 def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
                level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32",
-               tile: int | None = DEFAULT_TILE, batch: int | None = None,
+               tile: int | str | None = DEFAULT_TILE, batch: int | None = None,
                progress: Progress | None = None) -> GainResult:
     """Degrade a high-resolution scan as in the paper, restore it with bicubic and the model, and score both.
 
@@ -201,9 +203,9 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     if min(hr.shape) < 2 * s:
         raise InputError(f"a {heights.shape[0]}x{heights.shape[1]} image is too small to measure the gain at x{s}")
     lr, bicubic = degrade(BicubicDegradation(), hr, s)
-    body, dev, dtype = _prepared_body(sr, device, precision)
+    net, dev, dtype = _prepared_net(sr, device, precision)
     lr_np = lr.numpy()
-    restored = torch.from_numpy(tiled_sr(body, lr_np.astype(np.float32), lr_np, s, 1.0, sr.info.depth, tile=tile,
+    restored = torch.from_numpy(tiled_sr(net, lr_np.astype(np.float32), lr_np, s, 1.0, tile=tile,
                                          batch=batch or DEFAULT_BATCH[dev.type], device=dev, dtype=dtype,
                                          progress=progress))
     spec = MetricSpec("range01")

@@ -1,26 +1,28 @@
-"""VDSR (Kim et al., CVPR 2016): a plain conv stack that predicts the residual to the bicubic input."""
+"""VDSR (Kim et al., CVPR 2016): a plain conv stack on the bicubic-upscaled image that predicts its residual."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from afm_sr.errors import ConfigError
+from afm_sr.degrade import imresize
+from afm_sr.models.base import SRNet
 
 
-class VDSR(nn.Module):
-    """``depth`` conv layers (3x3, ``width`` channels, ReLU between), output = input + residual.
+class VDSR(SRNet):
+    """``depth`` conv layers (3x3, ``width`` channels, ReLU between) on ``imresize(lr, s)``, output = that + residual.
 
-    The input is the bicubic-upscaled LR image; the network only learns the missing high frequencies
-    (global residual learning), which is what lets a 20-layer plain stack train at a high learning rate.
+    The network only learns the missing high frequencies (global residual learning), which is what lets a
+    20-layer plain stack train at a high learning rate. Every layer runs at the output resolution, so one
+    model serves any scale, at a cost per output pixel that does not fall with the scale.
     """
 
+    LIMITS: ClassVar = {"depth": (2, 128), "width": (1, 1024), "channels": (1, 4)}
+
     def __init__(self, depth: int = 20, width: int = 64, channels: int = 1) -> None:
-        super().__init__()
-        if depth < 2:
-            raise ConfigError(f"model.depth must be >= 2 (first and last conv), got {depth}")
-        if width < 1 or channels < 1:
-            raise ConfigError(f"model.width and model.channels must be >= 1, got {width}, {channels}")
+        super().__init__(depth=depth, width=width, channels=channels)
         self.depth, self.width, self.channels = depth, width, channels
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
         for _ in range(depth - 2):
@@ -36,6 +38,10 @@ class VDSR(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Bicubic-upscaled LR (N, C, H, W) -> restored HR of the same shape."""
-        return x + self.body(x)
+    def residual(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        """``body(imresize(lr, s))``: the conv stack on the bicubic upscaling."""
+        return self.body(imresize(lr, scale=int(scale)))
+
+    def receptive_radius(self, scale: int) -> int:
+        """One pixel per 3x3 conv, plus the bicubic kernel's 2 LR pixels (2 s output pixels)."""
+        return self.depth + 2 * int(scale)

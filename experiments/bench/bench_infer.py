@@ -29,12 +29,14 @@ import torch
 
 from afm_sr.infer import ModelInfo, SRModel, enhance
 from afm_sr.models import VDSR
+from afm_sr.models.checkpoint import ArchRecord
 
 
 def random_model(depth: int, width: int = 64) -> SRModel:
     """A VDSR with random (He-initialized) weights, wrapped as afm_sr.infer loads one."""
     torch.manual_seed(0)
-    return SRModel(VDSR(depth, width).eval(), ModelInfo("VDSR", depth, width, 1, (2, 4, 8), source="random"))
+    net = VDSR(depth, width).eval()
+    return SRModel(net, ModelInfo(ArchRecord("afm_sr.models.VDSR", net.arch_kwargs, (2, 4, 8)), source="random"))
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -98,7 +100,7 @@ def main() -> None:
     scan = np.random.default_rng(0).standard_normal((128, 128)) * 1e-9
     x = torch.randn(1, 1, 512, 512)
     with torch.inference_mode():
-        bare = best_of(lambda: model.net(x), args.repeats)
+        bare = best_of(lambda: model.net.body(x), args.repeats)
     fp32 = best_of(lambda: enhance(scan, 4, model, pixel_size=1e-8, device="cpu"), args.repeats)
     bf16 = best_of(lambda: enhance(scan, 4, model, pixel_size=1e-8, device="cpu", precision="bf16"), args.repeats)
     print(f"512x512 at x4, VDSR depth 20 width 64, best of {args.repeats}:")
@@ -106,7 +108,7 @@ def main() -> None:
     print(f"  afm_sr.enhance fp32         {fp32:7.2f} s   enhance / bare = {fp32 / bare:.2f}")
     print(f"  afm_sr.enhance bf16         {bf16:7.2f} s   fp32 / bf16    = {fp32 / bf16:.2f}")
     if not args.no_compile:
-        compiled = torch.compile(model.net)
+        compiled = torch.compile(model.net.body)
         with torch.inference_mode():
             start = time.perf_counter()
             compiled(x)

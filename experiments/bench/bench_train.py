@@ -1,10 +1,12 @@
 """Training step throughput: afm-sr's Lightning step vs a bare PyTorch loop, and fp32 / channels_last / bf16.
 
-python experiments/bench/bench_train.py [--steps 6] [--depth 20 --width 64 --batch 64]
+python experiments/bench/bench_train.py [--steps 6] [--arch vdsr --depth 20 --width 64] [--batch 64]
+                                        [--arch msr --blocks 12 --lr-patch 24] [--device cpu|cuda] [--scale 2]
 
-Same model, batch (64 x 41x41), optimizer (SGD 0.1, momentum 0.9, wd 1e-4) and adjustable clipping in all
-variants; the Lightning variant runs ``VDSRModule`` through ``Trainer.fit`` on a dataset of random patches
-(so data loading is not what is timed). Prints patches/s and the ratios, measured in one run.
+Same model, batch, optimizer (SGD 0.1, momentum 0.9, wd 1e-4) and adjustable clipping in all variants; the
+Lightning variant runs ``SRModule`` through ``Trainer.fit`` on batches of random patches (so data loading is
+not what is timed). VDSR gets the paper's 41 px HR patches (``41 // scale`` LR pixels), MultiScaleResNet
+``--lr-patch`` LR pixels. Prints patches/s (and peak GPU memory on CUDA) and the ratios, measured in one run.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from afm_sr.models import VDSR
-from afm_sr.module import VDSRModule
+from afm_sr.models import VDSR, MultiScaleResNet, SRNet
+from afm_sr.module import SRModule
 
 try:
     from bench_materials import cpu_name
@@ -26,64 +28,82 @@ except ImportError:  # run as a module
     from experiments.bench.bench_materials import cpu_name
 
 
-class RandomPatches(Dataset):
-    """``n`` fixed random patches with a scale each (what the real PatchDataset yields)."""
+class RandomBatches(Dataset):
+    """``n`` fixed random batches of LR/HR patches at one scale (what the real PatchDataset yields)."""
 
-    def __init__(self, n: int, size: int = 41) -> None:
+    def __init__(self, n: int, batch: int, lr_size: int, scale: int) -> None:
         g = torch.Generator().manual_seed(0)
-        self.x = torch.randn(n, 1, size, size, generator=g)
-        self.y = self.x + 0.1 * torch.randn(n, 1, size, size, generator=g)
+        self.low = torch.randn(n, batch, 1, lr_size, lr_size, generator=g)
+        self.scale = scale
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.low)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"input": self.x[i], "target": self.y[i], "scale": torch.tensor(2)}
+        up = torch.nn.functional.interpolate(self.low[i], scale_factor=self.scale, mode="nearest")
+        return {"low": self.low[i], "input": up, "target": up + 0.1, "scale": torch.tensor(self.scale)}
+
+
+def make_net(args: argparse.Namespace) -> SRNet:
+    """The network under test, seeded."""
+    torch.manual_seed(0)
+    if args.arch == "msr":
+        return MultiScaleResNet(args.blocks, args.width, 32, scales=(args.scale,))
+    return VDSR(args.depth, args.width)
+
+
+def lr_size(args: argparse.Namespace) -> int:
+    """LR pixels per patch side."""
+    return args.lr_patch if args.arch == "msr" else 41 // args.scale
 
 
 def bare(args: argparse.Namespace, channels_last: bool = False, bf16: bool = False) -> float:
     """Patches/s of a hand-written loop: forward, MSE, backward, clip to theta/lr, SGD step."""
-    torch.manual_seed(0)
-    net = VDSR(args.depth, args.width)
+    dev = torch.device(args.device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    net = net.to(memory_format=fmt)
+    net = make_net(args).to(dev, memory_format=fmt)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    data = RandomPatches(args.batch * (args.steps + 1))
+    data = RandomBatches(args.steps + 1, args.batch, lr_size(args), args.scale)
     times = []
     for k in range(args.steps + 1):
-        x = data.x[k * args.batch:(k + 1) * args.batch].contiguous(memory_format=fmt)
-        y = data.y[k * args.batch:(k + 1) * args.batch]
+        batch = data[k]
+        x, y = batch["low"].to(dev).contiguous(memory_format=fmt), batch["target"].to(dev)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            pred = net(x)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            pred = net(x, args.scale)
         loss = (pred.float() - y).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_value_(net.parameters(), 0.01 / opt.param_groups[0]["lr"])
         opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     return args.batch * args.steps / sum(times[1:])
 
 
 def lightning(args: argparse.Namespace, precision: str = "32-true", channels_last: bool = False,
               compile: bool = False) -> float:
-    """Patches/s of ``Trainer.fit`` over VDSRModule (plain MSE, clipping on), first step excluded."""
-    torch.manual_seed(0)
-    module = VDSRModule(VDSR(args.depth, args.width),
-                        optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4),
-                        scheduler=None, clip_theta=0.01, loss_weighting="none", channels_last=channels_last,
-                        compile=compile)
+    """Patches/s of ``Trainer.fit`` over SRModule (plain MSE, clipping on), first step excluded."""
+    module = SRModule(make_net(args), optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4),
+                      scheduler=None, clip_theta=0.01, loss_weighting="none", scales=(args.scale,),
+                      channels_last=channels_last, compile=compile)
     stamps: list[float] = []
 
     class Clock(pl.Callback):
         def on_train_batch_end(self, *a: object) -> None:
+            if args.device == "cuda":
+                torch.cuda.synchronize()
             stamps.append(time.perf_counter())
 
     warm = 3 if compile else 1  # compiling takes the first steps (forward, backward, recompiles)
-    loader = DataLoader(RandomPatches(args.batch * (args.steps + warm)), batch_size=args.batch)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=args.steps + warm, precision=precision,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, limit_val_batches=0, callbacks=[Clock()])
+    loader = DataLoader(RandomBatches(args.steps + warm, args.batch, lr_size(args), args.scale), batch_size=None)
+    trainer = pl.Trainer(accelerator="gpu" if args.device == "cuda" else "cpu", devices=1,
+                         max_steps=args.steps + warm, precision=precision, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                         callbacks=[Clock()])
     trainer.fit(module, train_dataloaders=loader)
     return args.batch * args.steps / (stamps[-1] - stamps[warm - 1])
 
@@ -92,23 +112,33 @@ def main() -> None:
     """Run every variant once, print patches/s and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--arch", choices=["vdsr", "msr"], default="vdsr")
     parser.add_argument("--depth", type=int, default=20)
+    parser.add_argument("--blocks", type=int, default=12)
     parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--lr-patch", type=int, default=24)
+    parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    print(f"CPU: {cpu_name()}, threads {torch.get_num_threads()}, torch {torch.__version__}, "
-          f"VDSR {args.depth}x{args.width}, batch {args.batch} of 41x41, {args.steps} timed steps")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_name()}"
+    arch = f"VDSR {args.depth}x{args.width}" if args.arch == "vdsr" else f"MultiScaleResNet {args.blocks}x{args.width}"
+    n = lr_size(args)
+    print(f"{where}, threads {torch.get_num_threads()}, torch {torch.__version__}, {arch}, x{args.scale}, "
+          f"batch {args.batch} of {n}x{n} LR px, {args.steps} timed steps")
     rates = {"bare fp32": bare(args), "lightning fp32": lightning(args),
              "bare channels_last": bare(args, channels_last=True),
              "lightning channels_last": lightning(args, channels_last=True),
              "bare bf16 autocast": bare(args, bf16=True), "lightning bf16-mixed": lightning(args, "bf16-mixed"),
              "lightning bf16 + channels_last": lightning(args, "bf16-mixed", channels_last=True)}
     for name, r in rates.items():
-        print(f"{name:26s} {r:8.1f} patches/s")
+        print(f"{name:32s} {r:8.1f} patches/s")
     print(f"lightning / bare (fp32):          {rates['lightning fp32'] / rates['bare fp32']:.2f}")
     print(f"channels_last / fp32 (lightning): {rates['lightning channels_last'] / rates['lightning fp32']:.2f}")
     print(f"bf16-mixed / fp32 (lightning):    {rates['lightning bf16-mixed'] / rates['lightning fp32']:.2f}")
     print(f"bf16 + cl / fp32 (lightning):     {rates['lightning bf16 + channels_last'] / rates['lightning fp32']:.2f}")
+    if args.device == "cuda":
+        print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

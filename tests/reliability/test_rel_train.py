@@ -50,11 +50,13 @@ def test_file_that_is_not_a_checkpoint(tmp_path: Path, script: str) -> None:
     _assert_clear_failure(res, "afm-sr: error:", str(fake))
 
 
-def test_resume_from_a_checkpoint_of_another_architecture(tmp_path: Path, trained: Path) -> None:
+def test_resume_takes_the_checkpoint_architecture(tmp_path: Path, trained: Path) -> None:
+    """Resuming with other model.* settings builds the network the checkpoint records, and says so."""
     ckpt = trained / "checkpoints" / "last.ckpt"
-    res = run_script("train.py", [*TINY, "model.width=8", "trainer.max_epochs=2", f"ckpt_path={ckpt}",
+    res = run_script("train.py", [*TINY, "model.width=8", "trainer.max_epochs=2", "test=false", f"ckpt_path={ckpt}",
                                   f"hydra.run.dir={tmp_path / 'r'}"], tmp_path)
-    _assert_clear_failure(res, "afm-sr: error:", str(ckpt))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "using the architecture the checkpoint records, VDSR(depth=2, width=4" in res.stderr + res.stdout
 
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(tmp_path: Path, trained: Path) -> None:

@@ -1,0 +1,198 @@
+"""The one owner of the weights formats: what a checkpoint or exported file records, and how a network is rebuilt.
+
+Two file kinds are read, told apart by their content (not their name), and neither is ever unpickled:
+
+- a Lightning checkpoint from ``train.py`` (read with ``torch.load(..., weights_only=True)``): ``state_dict``
+  holds ``net.<name>`` tensors and ``afm_sr`` the architecture record;
+- an exported ``.safetensors`` file: the network's tensors and string metadata ``format=afm-sr``, ``target``,
+  ``kwargs`` (JSON), ``scales`` (JSON list), optionally ``gains`` (JSON) and free-form notes.
+
+The architecture record (version 2) is ``{"_target_": "afm_sr.models.X", "kwargs": {...}, "scales": [...]}``;
+``_target_`` must be in ``ARCHITECTURES``. Files of afm-sr 0.1 (``arch="VDSR"``, ``depth``, ``width``,
+``channels``) still load. Before anything is allocated, the record is checked against each architecture's
+bounds and the tensor shapes it implies against the tensors in the file (the network is first built on
+PyTorch's ``meta`` device, which allocates nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from afm_sr.degrade import SUPPORTED_SCALES
+from afm_sr.errors import AFMFileError, AFMSRError
+from afm_sr.models import ARCHITECTURES, SRNet
+
+PathLike = str | os.PathLike
+FORMAT_TAG = "afm-sr"
+RECORD_VERSION = 2
+#: Metadata keys of an exported file that are not free-form notes (``arch``..``channels``: afm-sr 0.1 files).
+RESERVED = ("format", "target", "kwargs", "scales", "gains", "version", "arch", "depth", "width", "channels")
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_MAGIC = b"\x80"
+
+
+@dataclass(frozen=True)
+class ArchRecord:
+    """Which network a file holds: its allow-listed ``_target_``, constructor kwargs and trained scales."""
+
+    target: str
+    kwargs: dict[str, Any]
+    scales: tuple[int, ...]
+
+    @property
+    def arch(self) -> str:
+        """The class name (``VDSR``, ``MultiScaleResNet``)."""
+        return self.target.rsplit(".", 1)[-1]
+
+    def describe(self) -> str:
+        """``VDSR(depth=16, width=32, channels=1)``: for messages and ``afm-sr info``."""
+        return f"{self.arch}({', '.join(f'{k}={v}' for k, v in self.kwargs.items())})"
+
+    def as_config(self) -> dict[str, Any]:
+        """The Hydra ``model`` node that builds this network (``_target_`` plus kwargs)."""
+        return {"_target_": self.target, **self.kwargs}
+
+
+@dataclass
+class WeightsFile:
+    """What a weights file holds: its architecture, the network's tensors, measured gains and free notes."""
+
+    path: Path
+    record: ArchRecord
+    tensors: dict[str, torch.Tensor]
+    gains: dict[int, dict[str, float]] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def arch_record(net: SRNet, scales: list[int] | tuple[int, ...]) -> dict[str, Any]:
+    """The record ``SRModule`` stores in every checkpoint (and ``export_weights`` in the metadata)."""
+    target = next((t for t, c in ARCHITECTURES.items() if type(net) is c), None)
+    if target is None:
+        raise AFMSRError(f"{type(net).__name__} is not in afm_sr.models.ARCHITECTURES; add it there to save it")
+    return {"_target_": target, "kwargs": dict(net.arch_kwargs), "scales": [int(s) for s in scales],
+            "version": RECORD_VERSION}
+
+
+def parse_record(path: Path, record: Mapping[str, Any]) -> ArchRecord:
+    """Validate an architecture record (either version) into an ArchRecord; AFMFileError if it is unusable."""
+    try:
+        if "_target_" in record:
+            target, kwargs = str(record["_target_"]), dict(record["kwargs"])
+        else:  # afm-sr 0.1: VDSR only, its three numbers at the top level
+            target = f"afm_sr.models.{record['arch']}"
+            kwargs = {k: int(record[k]) for k in ("depth", "width", "channels")}
+        scales = tuple(int(s) for s in record["scales"])
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise AFMFileError(path, f"its architecture record is incomplete or malformed ({exc!r}); expected "
+                                 "_target_, kwargs and scales") from exc
+    if target not in ARCHITECTURES:
+        raise AFMFileError(path, f"architecture {target!r} is not supported; afm-sr builds only "
+                                 f"{sorted(ARCHITECTURES)}")
+    if not scales or any(s not in SUPPORTED_SCALES for s in scales):
+        raise AFMFileError(path, f"its scales {list(scales)} are not a non-empty subset of {list(SUPPORTED_SCALES)}")
+    try:
+        ARCHITECTURES[target].check_kwargs(kwargs)
+    except AFMSRError as exc:
+        raise AFMFileError(path, f"its architecture record is out of bounds: {exc}") from exc
+    return ArchRecord(target, kwargs, scales)
+
+
+def guess_kind(path: Path) -> str:
+    """``'safetensors'`` or ``'torch'`` from the first bytes, or AFMFileError for anything else."""
+    if not path.is_file():
+        raise AFMFileError(path, "no such weights file" if not path.exists() else "is not a file")
+    with path.open("rb") as handle:
+        head = handle.read(9)
+    if len(head) == 9 and head[8:9] == b"{":  # 8-byte header length, then the JSON header
+        return "safetensors"
+    if head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        return "torch"
+    raise AFMFileError(path, "is neither a PyTorch/Lightning checkpoint nor a .safetensors file "
+                             "(give a checkpoint from train.py or weights from export_weights)")
+
+
+def _parse_gains(path: Path, gains: Any) -> dict[int, dict[str, float]]:
+    """``{"2": {"psnr": dB, "ssim": delta}}`` as ints and floats; AFMFileError if malformed."""
+    try:
+        return {int(s): {str(k): float(v) for k, v in g.items()} for s, g in (gains or {}).items()}
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise AFMFileError(path, f"its gains metadata is malformed ({exc!r})") from exc
+
+
+def read_checkpoint(path: Path) -> WeightsFile:
+    """Architecture and ``net.*`` tensors of a Lightning checkpoint, loaded with ``weights_only=True``."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError for foreign objects, RuntimeError/EOFError for broken files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AFMFileError(path, "could not be loaded as plain tensors (weights_only=True): it is corrupt, "
+                                 f"truncated or holds arbitrary Python objects, which afm-sr never unpickles "
+                                 f"({type(exc).__name__}: {first})") from exc
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict) or "afm_sr" not in ckpt:
+        raise AFMFileError(path, "is not a checkpoint written by afm-sr's train.py (no 'state_dict' and "
+                                 "'afm_sr' architecture record)")
+    if not isinstance(ckpt["afm_sr"], dict):
+        raise AFMFileError(path, "its 'afm_sr' architecture record is not a mapping")
+    tensors = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
+               if k.startswith("net.") and isinstance(v, torch.Tensor)}
+    return WeightsFile(path, parse_record(path, ckpt["afm_sr"]), tensors)
+
+
+def read_safetensors(path: Path) -> WeightsFile:
+    """Architecture (metadata) and tensors of an exported ``.safetensors`` file."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as handle:
+            meta = dict(handle.metadata() or {})
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    except Exception as exc:  # SafetensorError for bad headers or sizes, OSError for short reads
+        raise AFMFileError(path, f"is a corrupt or truncated .safetensors file ({type(exc).__name__}: {exc})") from exc
+    if meta.get("format") != FORMAT_TAG:
+        raise AFMFileError(path, f"is a .safetensors file but not afm-sr weights (metadata format="
+                                 f"{meta.get('format')!r}, expected {FORMAT_TAG!r}); export it with export_weights")
+    try:
+        record: dict[str, Any] = {**meta, "scales": json.loads(meta.get("scales", "null"))}
+        if "target" in meta:
+            record = {"_target_": meta["target"], "kwargs": json.loads(meta.get("kwargs", "null")),
+                      "scales": record["scales"]}
+        gains = json.loads(meta["gains"]) if "gains" in meta else None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise AFMFileError(path, f"its metadata is not valid JSON ({exc})") from exc
+    extra = {k: v for k, v in meta.items() if k not in RESERVED}
+    return WeightsFile(path, parse_record(path, record), tensors, _parse_gains(path, gains), extra)
+
+
+def read_weights(path: PathLike) -> WeightsFile:
+    """Read a checkpoint or exported weights file (by content); every failure is one AFMFileError."""
+    p = Path(path)
+    return read_safetensors(p) if guess_kind(p) == "safetensors" else read_checkpoint(p)
+
+
+def build_network(weights: WeightsFile) -> SRNet:
+    """The network the record names, with the file's tensors, after checking shapes on the ``meta`` device.
+
+    Raises AFMFileError where the tensors do not fit the declared architecture or are not finite.
+    """
+    cls, rec = ARCHITECTURES[weights.record.target], weights.record
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in cls(**rec.kwargs).state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in weights.tensors.items()}
+    wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+    if wrong:
+        k = wrong[0]
+        raise AFMFileError(weights.path, f"its tensors do not match the architecture it declares "
+                                         f"({rec.describe()}): {len(wrong)} differ, e.g. {k!r} is "
+                                         f"{found.get(k, 'missing')} where {expected.get(k, 'nothing')} is expected")
+    if not all(v.is_floating_point() and bool(torch.isfinite(v).all()) for v in weights.tensors.values()):
+        raise AFMFileError(weights.path, "holds non-finite (NaN or infinite) or non-float weights; it cannot "
+                                         "produce a height map")
+    net = cls(**rec.kwargs)
+    net.load_state_dict({k: v.float() for k, v in weights.tensors.items()}, strict=True)
+    return net.eval()
