@@ -14,7 +14,8 @@ from support import run_script, train_run
 from afm_sr import entry
 from afm_sr.errors import ConfigError
 
-TINY = ["debug=tiny", "model.depth=2", "model.width=4", "dataset=mono", "dataset.materials.ceramic.n_images=5", "dataset.materials.ceramic.n_px=48"]
+TINY = ["debug=tiny", "model.depth=2", "model.width=4",
+        "dataset=mono", "dataset.materials.ceramic.n_images=5", "dataset.materials.ceramic.n_px=48"]
 
 
 

@@ -216,7 +216,7 @@ def test_architecture_mismatch_gives_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AFMFileError, match="do not match the architecture it declares") as err:
         load_model(lying)
     assert "lying.ckpt" in str(err.value) and "depth=6" in str(err.value)
-    with pytest.raises(AFMFileError, match="'afm_sr.models.EDSR' is not supported"):
+    with pytest.raises(AFMFileError, match=r"'afm_sr\.models\.EDSR' is not supported"):
         load_model(write_tiny_checkpoint(tmp_path / "edsr.ckpt", arch="EDSR"))
 
 

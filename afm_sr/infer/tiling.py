@@ -4,9 +4,9 @@ The low-resolution image is cut into overlapping tiles; each tile runs through t
 batches, so memory is bounded by the tile size, not the image size. Near an internal tile edge the tile's
 result is wrong: the network sees ``net.receptive_radius(s)`` output pixels far (its convolutions and any
 bicubic inside it), and the bicubic the residual is added to reaches 2 LR pixels (2 s HR pixels), all of
-which see the tile's padding instead of the neighbouring image. So each tile's blending weight is 0 within
-``exact_margin`` HR pixels of an internal edge and ramps linearly to 1 across the rest of the overlap; the weights of one
-axis are normalized to sum to 1 and the 2-D weight is their outer product. The blend therefore only
+which see the tile's padding instead of the neighbouring image. So each tile's blending weight is 0
+within ``exact_margin`` HR pixels of an internal edge and ramps linearly to 1 across the rest of the overlap;
+the weights of one axis are normalized to sum to 1 and the 2-D weight is their outer product. The blend therefore only
 mixes exact values, and the tiled image equals the untiled one up to float rounding.
 """
 

@@ -1,6 +1,6 @@
-"""Loading and exporting trained weights for inference; the file formats themselves live in
-``afm_sr.models.checkpoint`` (one owner), so this module only adds the packaged default, the user-facing
-``ModelInfo`` and ``export_weights``.
+"""Loading and exporting trained weights for inference: the packaged default, ``ModelInfo``, ``export_weights``.
+
+The file formats themselves live in ``afm_sr.models.checkpoint`` (their one owner).
 """
 
 from __future__ import annotations

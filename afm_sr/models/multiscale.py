@@ -47,8 +47,10 @@ def _tail(width: int, tail_width: int, scale: int, channels: int) -> nn.Sequenti
 
 
 class MultiScaleResNet(SRNet):
-    """Head conv, ``blocks`` residual blocks of ``width`` channels and a body conv (global skip), on the LR grid;
-    one pixel-shuffle tail of ``tail_width`` channels per scale in ``scales``; output = bicubic + residual.
+    """MDSR-like: a shared body on the LR grid, a pixel-shuffle tail per scale, output = bicubic + residual.
+
+    Head conv, ``blocks`` residual blocks of ``width`` channels and a body conv (global skip) on the LR grid; one
+    tail of ``tail_width`` channels per scale in ``scales``.
     """
 
     LIMITS: ClassVar = {"blocks": (0, 64), "width": (1, 512), "tail_width": (1, 512), "channels": (1, 4)}

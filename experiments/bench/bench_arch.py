@@ -81,7 +81,7 @@ def main() -> None:
         base = None
         for label, net in nets.items():
             model = wrap(net)
-            secs = best_of(lambda model=model: enhance(scan, s, model, pixel_size=1e-8, device=dev,
+            secs = best_of(lambda model=model, s=s: enhance(scan, s, model, pixel_size=1e-8, device=dev,
                                                        precision=args.precision), args.repeats)
             base = base or secs
             mpx = (args.size * s) ** 2 / secs / 1e6

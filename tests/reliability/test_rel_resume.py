@@ -4,7 +4,7 @@ What is asserted: the killed run's checkpoint loads, the resumed run ends at the
 its LR schedule (StepLR, stepped every epoch here) and optimizer LR continued to the same values.
 
 Weights: equal to WEIGHT_TOLERANCE. Training patches come from torch's global RNG (``afm_sr.data.datasets``,
-``num_workers=0``) and ``entry.build`` re-seeds on resume, so ``VDSRModule`` stores ``torch.get_rng_state()`` in
+``num_workers=0``) and ``entry.build`` re-seeds on resume, so ``SRModule`` stores ``torch.get_rng_state()`` in
 every checkpoint and restores it on load. Before that fix the resumed run drew a fresh run's patches and ended
 3.5e-4 away from the uninterrupted one (the weights moved 3.5e-3 after the kill); with it the test passes at 1e-6.
 """
