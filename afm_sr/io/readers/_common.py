@@ -1,4 +1,4 @@
-"""Helpers every reader shares: SI unit prefixes, header sanity checks and optional imports."""
+"""Helpers every reader shares: SI unit prefixes, header sanity checks and lazy imports."""
 
 from __future__ import annotations
 
@@ -70,13 +70,17 @@ def scaled(data: np.ndarray, unit: str, pixel_size: tuple[float, float], channel
                      z_unit=base, source=path, metadata=dict(metadata or {}))
 
 
-def optional_import(module: str, fmt: str) -> ModuleType:
-    """Import an optional reader library or raise AFMFileError naming the ``pip install`` that adds it."""
+def lazy_import(module: str, fmt: str) -> ModuleType:
+    """Import a reader library when its format is first read (some import slowly); AFMFileError if it is missing.
+
+    They are afm-sr dependencies, so a missing one means a broken install: the message says how to repair it.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise AFMFileError(None, f"reading {fmt} files needs the optional package {module!r}: "
-                                 "pip install 'afm-sr[formats]'") from exc
+        package = module.split(".")[0]
+        raise AFMFileError(None, f"reading {fmt} files needs the package {package!r}, an afm-sr dependency that "
+                                 f"cannot be imported ({exc}); repair the install: pip install {package}") from exc
 
 
 @dataclass(frozen=True)
