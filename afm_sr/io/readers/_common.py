@@ -21,9 +21,9 @@ _PREFIX = {"": 1.0, "y": 1e-24, "z": 1e-21, "a": 1e-18, "f": 1e-15, "p": 1e-12, 
 
 
 def split_unit(unit: str) -> tuple[float, str]:
-    """Split ``'nm'`` into ``(1e-9, 'm')``: the factor to SI and the base unit (Å counts as 1e-10 m)."""
+    """Split ``'nm'`` into ``(1e-9, 'm')``: the factor to SI and the base unit (Å is 1e-10 m; A is ampere)."""
     u = unit.strip().replace("\x00", "")
-    if u in ("Å", "A", "Ang", "angstrom"):
+    if u in ("Å", "Ang", "angstrom"):
         return 1e-10, "m"
     for base in ("m", "V", "A", "Hz", "N", "deg", "s"):
         if u.endswith(base) and u[: -len(base)] in _PREFIX:

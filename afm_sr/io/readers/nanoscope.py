@@ -44,7 +44,9 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
         width = to_meters(size["real"]["x"], size["real"]["unit"])
         height = to_meters(size["real"]["y"], size["real"]["unit"])
         ny, nx = image.pixels.shape
-        maps.append(scaled(np.flipud(np.asarray(image.pixels, dtype=np.float64)), image.zscale,
+        # a phase sensitivity without a unit ('@Sens. Phase: V 1.000000') leaves pySPM's bare V: degrees, as Gwyddion
+        unit = "deg" if name.lower().startswith("phase") and image.zscale == "V" else image.zscale
+        maps.append(scaled(np.flipud(np.asarray(image.pixels, dtype=np.float64)), unit,
                            (width / nx, height / ny), name, path,
                            {"scan_size": f"{size['real']['x']} {size['real']['unit']}"}))
     return maps
