@@ -10,6 +10,8 @@ from afm_sr.io.heightmap import HeightMap
 
 #: Height-like channel names by preference (after lower-casing and dropping non-letters/digits).
 _HEIGHT_WORDS = ("height", "topography", "topo", "z")
+#: How readers name a field the file gives no title (Gwyddion's words); a file's only one, in meters, is a height.
+UNTITLED = "Unknown channel"
 
 
 def _key(name: str) -> str:
@@ -31,11 +33,11 @@ def _height_rank(hm: HeightMap) -> tuple[int, int] | None:
 
 
 def find_height(maps: list[HeightMap]) -> HeightMap | None:
-    """The height map: the best height-named channel in meters, or a file's only channel if it is in meters."""
+    """The height map: the best height-named channel in meters, else a file's only channel if untitled, in meters."""
     ranked = [(rank, i) for i, hm in enumerate(maps) if (rank := _height_rank(hm)) is not None]
     if ranked:
         return maps[min(ranked)[1]]
-    if len(maps) == 1 and maps[0].z_unit == "m":  # a file's only field, untitled (an old .gwy, say)
+    if len(maps) == 1 and maps[0].z_unit == "m" and maps[0].channel.startswith(UNTITLED):  # an old .gwy, say
         return maps[0]
     return None
 

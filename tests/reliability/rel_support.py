@@ -36,6 +36,8 @@ SAMPLE_PER_FORMAT = {
     "stp": "AFMReader__sample_0.stp",
     "top": "AFMReader__sample_0.top",
     "nid": "nanoscopeAFM__NanoSurf_20160301.nid",
+    "mdt": "SciFiDatasets__test_mdt.mdt",
+    "gwyo": "SciFiDatasets__GwiddionReader_chip.gwy",
 }
 #: A heap allocation above this while reading a small hostile file means a header was trusted.
 ALLOCATION_LIMIT = 64 << 20

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from afm_sr.errors import AFMFileError
+from afm_sr.io.channels import UNTITLED
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers._common import Hints, check_dims, split_unit
 
@@ -162,7 +163,7 @@ def _heightmap(path: Path, container: dict[str, object], i: int) -> HeightMap:
     title = container.get(f"/{i}/data/title")
     meta = container.get(f"/{i}/meta")
     return HeightMap(np.array(data.reshape(ny, nx)), pixel,
-                     channel=title if isinstance(title, str) else f"Unknown channel {i + 1}",
+                     channel=title if isinstance(title, str) else f"{UNTITLED} {i + 1}",
                      z_unit=_unit(field, "si_unit_z"), source=path,
                      metadata={"gwy_id": i, **({k: str(v) for k, v in meta.fields.items()}
                                               if isinstance(meta, GwyObject) else {})})
