@@ -46,6 +46,7 @@ class GwyObject:
 
 
 def _corrupt(path: Path, problem: str) -> AFMFileError:
+    """The error for a container that contradicts itself or the file's size."""
     return AFMFileError(path, f"the Gwyddion container is damaged ({problem}); the file is truncated or corrupt")
 
 

@@ -37,7 +37,7 @@ from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers._common import Hints, check_dims, need_bytes, split_unit
 
 MAGIC = b"\x01\xb0"
-_FILE_HEADER, _FRAME_HEADER, _MDA_HEAD = 33, 22, 76
+_FILE_HEADER, _FRAME_HEADER = 33, 22
 _SCANNED, _MDA = 0, 106
 #: Unit codes of type-0 axis scales (NT-MDT's table, as in Gwyddion's nt-mdt module).
 _UNITS = {-5: "m", -4: "cm", -3: "mm", -2: "um", -1: "nm", 0: "Å", 1: "nA", 2: "V", 3: "", 4: "kHz", 5: "deg",
@@ -48,6 +48,7 @@ _MDA_TYPES = {-1: "<i1", 1: "<u1", -2: "<i2", 2: "<u2", -4: "<i4", 4: "<u4", -8:
 
 
 def _corrupt(path: Path, problem: str) -> AFMFileError:
+    """The error for a structure that contradicts itself or the file's size."""
     return AFMFileError(path, f"the NT-MDT file is damaged ({problem}); it is truncated or corrupt")
 
 
