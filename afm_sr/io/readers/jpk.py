@@ -78,20 +78,23 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
         thumb = tif.pages[0]
         width = float(_tag(path, thumb, _ULENGTH, "scan width"))  # type: ignore[arg-type]
         height = float(_tag(path, thumb, _VLENGTH, "scan height"))  # type: ignore[arg-type]
-        maps, names = [], []
-        for page in tif.pages[1:]:
-            if _CHANNEL not in page.tags or len(page.shape) != 2:
-                continue
-            ny, nx = page.shape
-            check_dims(path, ny, nx, what=f"TIFF page {page.index}")
-            multiplier, offset, unit = _calibration(path, page)
-            factor, base = split_unit(unit)
-            data = (page.asarray().astype(np.float64) * multiplier + offset)[::-1] * factor
-            retrace = bool(page.tags[_RETRACE].value) if _RETRACE in page.tags else False
-            fancy = page.tags[_FANCY_NAME].value if _FANCY_NAME in page.tags else page.tags[_CHANNEL].value
-            names.append(f"{fancy} (retrace)" if retrace else str(fancy))
-            maps.append(HeightMap(data, (width / nx, height / ny), z_unit=base, source=path,
-                                  metadata={"jpk_channel": str(page.tags[_CHANNEL].value), "retrace": retrace}))
-    for hm, name in zip(maps, numbered(names), strict=True):
-        hm.channel = name
-    return maps
+        pages = [page for page in tif.pages[1:] if _CHANNEL in page.tags and len(page.shape) == 2]
+        names = numbered([_name(page) for page in pages])
+        return [_heightmap(path, page, name, (width, height)) for page, name in zip(pages, names, strict=True)]
+
+
+def _name(page: tifffile.TiffPage) -> str:
+    """The channel name Gwyddion shows: tag 32850 (else 32848), plus ' (retrace)' for a retrace page."""
+    fancy = str(page.tags[_FANCY_NAME].value if _FANCY_NAME in page.tags else page.tags[_CHANNEL].value)
+    return f"{fancy} (retrace)" if _RETRACE in page.tags and page.tags[_RETRACE].value else fancy
+
+
+def _heightmap(path: Path, page: tifffile.TiffPage, name: str, scan_size: tuple[float, float]) -> HeightMap:
+    """One channel page: raw values through its default calibration, rows flipped to top-first."""
+    ny, nx = page.shape
+    check_dims(path, ny, nx, what=f"TIFF page {page.index}")
+    multiplier, offset, unit = _calibration(path, page)
+    factor, base = split_unit(unit)
+    data = (page.asarray().astype(np.float64) * multiplier + offset)[::-1] * factor
+    return HeightMap(data, (scan_size[0] / nx, scan_size[1] / ny), channel=name, z_unit=base, source=path,
+                     metadata={"jpk_channel": str(page.tags[_CHANNEL].value)})
