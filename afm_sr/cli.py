@@ -37,12 +37,31 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--z-unit", help="unit of the values in files that do not store it (default m)")
 
 
+def _size(shape: tuple[int, int], scan_size: tuple[float, float]) -> list[str]:
+    """Pixels as ``nx x ny`` and the scan size in um."""
+    return [f"{shape[1]}x{shape[0]}", f"{scan_size[0] * 1e6:.4g} x {scan_size[1] * 1e6:.4g}"]
+
+
+def _range(z_range: tuple[float, float], unit: str) -> str:
+    """A value range with its unit: heights in nm, anything else in its SI unit."""
+    if unit == "m":
+        return f"{z_range[0] * 1e9:.4g} .. {z_range[1] * 1e9:.4g} nm"
+    return f"{z_range[0]:.4g} .. {z_range[1]:.4g} {unit or '(no unit)'}"
+
+
 def _info_row(info: FileInfo) -> list[str]:
-    """One table row: file, format, channels, pixels, scan size (um), height range (nm)."""
-    ny, nx = info.shape
-    return [info.path.name, info.format, f"{info.channel} ({len(info.channels)} channels)", f"{nx}x{ny}",
-            f"{info.scan_size[0] * 1e6:.4g} x {info.scan_size[1] * 1e6:.4g}",
-            f"{info.z_range[0] * 1e9:.4g} .. {info.z_range[1] * 1e9:.4g}"]
+    """One table row: file, format, channel read, pixels, scan size (um), value range with its unit."""
+    count = f"{len(info.channels)} channel{'s' * (len(info.channels) != 1)}"
+    if info.channel is None or info.z_range is None:
+        return [info.path.name, info.format, f"no height channel ({count}: see --channels)", "", "", ""]
+    return [info.path.name, info.format, f"{info.channel.name} ({count})",
+            *_size(info.channel.shape, info.channel.scan_size), _range(info.z_range, info.channel.z_unit)]
+
+
+def _channel_rows(info: FileInfo) -> list[list[str]]:
+    """One row per channel: file, channel, unit, pixels, scan size (um), and whether it is the one read."""
+    return [[info.path.name, ch.name, ch.z_unit or "(no unit)", *_size(ch.shape, ch.scan_size),
+             "yes" if info.channel is not None and ch.name == info.channel.name else ""] for ch in info.channels]
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -55,17 +74,20 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    """Print one row per file; a file that fails is reported on stderr and the exit code says so."""
+    """Print one row per file (per channel with ``--channels``); a file that fails goes to stderr, exit code 2."""
     rows, failed = [], 0
     for path in args.files:
         try:
-            rows.append(_info_row(describe(path, args.channel, args.pixel_size, args.z_unit)))
+            info = describe(path, args.channel, args.pixel_size, args.z_unit)
         except AFMSRError as exc:
             print(f"afm-sr: error: {exc}", file=sys.stderr)
             failed += 1
-    if rows:
-        print(format_table(["file", "format", "channel read", "pixels", "scan size (um)",
-                            "height range (nm)"], rows))
+            continue
+        rows += _channel_rows(info) if args.channels else [_info_row(info)]
+    if rows and args.channels:
+        print(format_table(["file", "channel", "unit", "pixels", "scan size (um)", "read"], rows))
+    elif rows:
+        print(format_table(["file", "format", "channel read", "pixels", "scan size (um)", "value range"], rows))
     return EXIT_ERROR if failed else 0
 
 
@@ -73,6 +95,8 @@ def add_info(subparsers: argparse._SubParsersAction) -> None:
     """``afm-sr info FILE...``: format, channels, pixels, scan size and height range of AFM files."""
     parser = subparsers.add_parser("info", help="show format, channels, size and height range of AFM files")
     parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--channels", action="store_true",
+                        help="list every channel of each file with its unit, pixels and scan size")
     add_file_options(parser)
     parser.set_defaults(func=run_info)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the test folders: running train.py/eval.py as subprocesses."""
+"""Helpers shared by the test folders: where the real AFM samples are, running train.py/eval.py as subprocesses."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: The real AFM sample files (shared/afm-samples, see its README) and Gwyddion's reading of them; may be absent.
+SAMPLES = Path(os.environ.get("AFM_SR_SAMPLES", REPO.parent / "shared" / "afm-samples"))
 
 
 def run_script(script: str, args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import SAMPLES
 from test_infer import surface, write_tiny_checkpoint
 
 import afm_sr.infer.weights as weights
@@ -29,6 +30,17 @@ def test_enhance_writes_gwy_beside_input(scan: Path, ckpt: Path, capsys: pytest.
     out = io.read(scan.with_name("scan_x2.gwy"))
     assert out.shape == (80, 80) and out.scan_size == pytest.approx((1e-6, 1e-6)) and out.z_unit == "m"
     assert "scan_x2.gwy" in capsys.readouterr().out
+
+
+def test_enhance_names_the_channels_of_a_file_without_height(ckpt: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    mdt = SAMPLES / "SciFiDatasets__test_mdt.mdt"
+    if not mdt.is_file():
+        pytest.skip(f"real AFM sample {mdt.name} not found in {SAMPLES} (set AFM_SR_SAMPLES)")
+    assert main(["enhance", str(mdt), "--model", str(ckpt), "-o", str(tmp_path / "out.gwy")]) == 2
+    assert capsys.readouterr().err.strip() == (f"afm-sr: error: {mdt}: no height channel among '1F:Iprobe (2)' (A); "
+                                               "pass channel=... (CLI: --channel) to read one of them anyway")
+    assert not (tmp_path / "out.gwy").exists()
 
 
 def test_enhance_never_overwrites_without_force(scan: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:

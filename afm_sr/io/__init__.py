@@ -1,6 +1,6 @@
 """Reading and writing AFM files as HeightMap objects (meters, pixel size, channel, metadata)."""
 
-from afm_sr.io.api import FileInfo, describe, list_channels, read, write
+from afm_sr.io.api import ChannelInfo, FileInfo, describe, list_channels, read, write
 from afm_sr.io.formats import FORMATS, Format
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.writers import WRITERS, write_atomically
@@ -8,6 +8,7 @@ from afm_sr.io.writers import WRITERS, write_atomically
 __all__ = [
            "FORMATS",
            "WRITERS",
+           "ChannelInfo",
            "FileInfo",
            "Format",
            "HeightMap",

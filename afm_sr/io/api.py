@@ -17,7 +17,7 @@ import numpy as np
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io import writers
-from afm_sr.io.channels import pick
+from afm_sr.io.channels import find_height, pick
 from afm_sr.io.formats import Format, detect
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers._common import Hints
@@ -125,24 +125,44 @@ def list_channels(path: PathLike) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ChannelInfo:
+    """One channel of a file: its name, the SI unit of its values, pixels (ny, nx) and scan size (m)."""
+
+    name: str
+    z_unit: str
+    shape: tuple[int, int]
+    scan_size: tuple[float, float]
+
+
+@dataclass(frozen=True)
 class FileInfo:
-    """What ``afm-sr info`` shows about one file."""
+    """What ``afm-sr info`` shows about one file.
+
+    ``channel`` is the channel ``read`` takes (the height channel, or the one asked for) and ``z_range`` its
+    value range in its unit; both are None where the file has no height channel and none was asked for.
+    """
 
     path: Path
     format: str
-    channels: list[str]
-    channel: str
-    shape: tuple[int, int]
-    scan_size: tuple[float, float]
-    z_range: tuple[float, float]
+    channels: list[ChannelInfo]
+    channel: ChannelInfo | None
+    z_range: tuple[float, float] | None
+
+
+def _channel_info(hm: HeightMap) -> ChannelInfo:
+    """The ChannelInfo of one map (no data: what ``afm-sr info --channels`` lists)."""
+    return ChannelInfo(hm.channel, hm.z_unit, hm.shape, hm.scan_size)
 
 
 def describe(path: PathLike, channel: str | None = None,
              pixel_size: tuple[float, float] | float | None = None, z_unit: str | None = None) -> FileInfo:
-    """Format, channels, pixel count, scan size (m) and height range (m) of one file."""
+    """Format, every channel (name, unit, pixels, scan size), and the range of the channel ``read`` takes."""
     p, fmt, maps = _load(path, pixel_size, z_unit)
-    hm = _checked(p, pick(maps, channel, p))
-    return FileInfo(p, fmt.name, [m.channel for m in maps], hm.channel, hm.shape, hm.scan_size,
+    chosen = find_height(maps) if channel is None else pick(maps, channel, p)
+    if chosen is None:
+        return FileInfo(p, fmt.name, [_channel_info(m) for m in maps], None, None)
+    hm = _checked(p, chosen)
+    return FileInfo(p, fmt.name, [_channel_info(m) for m in maps], _channel_info(hm),
                     (float(hm.data.min()), float(hm.data.max())))
 
 

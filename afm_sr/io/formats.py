@@ -9,7 +9,7 @@ from pathlib import Path
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers import afmreader, gsf, gwy, ibw, nanoscope, nanosurf, numpy_, sxm, text, tiff
+from afm_sr.io.readers import afmreader, gsf, gwy, ibw, jpk, mdt, nanoscope, nanosurf, numpy_, sxm, text, tiff, wsxm
 from afm_sr.io.readers._common import Hints
 
 ReadFn = Callable[[Path, Hints], list[HeightMap]]
@@ -41,10 +41,11 @@ FORMATS: tuple[Format, ...] = (
     Format("Nanonis SXM", (".sxm",), sxm.read_channels, (sxm.MAGIC,)),
     Format("Bruker NanoScope", (".spm",), nanoscope.read_channels, nanoscope.MAGIC, "pySPM"),
     Format("TIFF", (".tif", ".tiff"), tiff.read_channels, tiff.MAGIC, "tifffile"),
-    Format("JPK", (".jpk", ".jpk-qi-image"), afmreader.read_jpk, tiff.MAGIC, "AFMReader"),
+    Format("JPK", (".jpk", ".jpk-qi-image"), jpk.read_channels, tiff.MAGIC, "tifffile"),
     Format("JPK HDF5", (".h5-jpk",), afmreader.read_h5jpk, _HDF5, "AFMReader"),
-    Format("WSxM", (".stp", ".top"), afmreader.read_wsxm, (b"WSxM file copyright",), "AFMReader"),
+    Format("WSxM", (".stp", ".top"), wsxm.read_channels, (wsxm.MAGIC,)),
     Format("Nanosurf NID", (".nid",), nanosurf.read_channels, (nanosurf.MAGIC,), "NSFopen"),
+    Format("NT-MDT", (".mdt",), mdt.read_channels, (mdt.MAGIC,)),
     Format("NumPy", (".npy",), numpy_.read_npy, (b"\x93NUMPY",)),
     Format("NumPy archive", (".npz",), numpy_.read_npz, (b"PK\x03\x04",)),
     Format("text matrix", (".txt", ".asc", ".csv", ".dat", ".xyz"), text.read_channels),

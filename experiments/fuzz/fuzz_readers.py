@@ -37,7 +37,7 @@ with atheris.instrument_imports(include=["afm_sr", "igor2", "gwyfile", "tifffile
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = Path(os.environ.get("AFM_SR_SAMPLES", REPO.parent / "shared" / "afm-samples"))
 #: Suffixes the first input byte chooses from (modulo their number); each picks one reader.
-SUFFIXES = (".ibw", ".gwy", ".gsf", ".sxm", ".spm", ".003", ".tiff", ".jpk", ".h5-jpk", ".stp", ".top", ".npy",
+SUFFIXES = (".ibw", ".gwy", ".gsf", ".sxm", ".spm", ".003", ".tiff", ".jpk", ".h5-jpk", ".stp", ".top", ".mdt", ".npy",
             ".npz", ".csv")
 SLOW_S = 5.0
 HANG_S = 20

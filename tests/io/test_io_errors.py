@@ -103,8 +103,8 @@ def test_three_d_array(tmp_path: Path) -> None:
     _read_fails(path, "2-D", pixel_size=1e-8)
 
 
-def test_missing_optional_library_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_reader_library_says_how_to_repair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pySPM", None)  # makes ``import pySPM`` raise ImportError
     path = tmp_path / "scan.spm"
     path.write_bytes(b"\\*File list\r\n\\Version: 0x05120005\r\n")
-    _read_fails(path, r"pip install 'afm-sr\[formats\]'")
+    _read_fails(path, r"needs the package 'pySPM', an afm-sr dependency .*pip install pySPM")

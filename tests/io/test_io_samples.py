@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +10,8 @@ import pytest
 import afm_sr.io as io
 from afm_sr.errors import AFMFileError
 
-HAS_PYSPM = importlib.util.find_spec("pySPM") is not None
-HAS_AFMREADER = importlib.util.find_spec("AFMReader") is not None
-HAS_NSFOPEN = importlib.util.find_spec("NSFopen") is not None
-needs_pyspm = pytest.mark.skipif(not HAS_PYSPM, reason="pySPM (afm-sr[formats]) not installed")
-needs_afmreader = pytest.mark.skipif(not HAS_AFMREADER, reason="AFMReader (afm-sr[formats]) not installed")
-needs_nsfopen = pytest.mark.skipif(not HAS_NSFOPEN, reason="NSFopen (afm-sr[formats]) not installed")
 NID = "nanoscopeAFM__NanoSurf_20160301.nid"
+MDT = "SciFiDatasets__test_mdt.mdt"
 
 # file, default channel, (ny, nx), scan width in um (Gwyddion 2.62, from the samples' README)
 EXPECTED = [
@@ -31,18 +24,17 @@ EXPECTED = [
     ("SpmImageTycoon.jl__Image_661.sxm", "Z (Forward)", (256, 256), 0.05),
     ("SpmImages.jl__01514.sxm", "Z (Forward)", (160, 160), 0.005),
     ("nanoscopeAFM__Park_20210916_034.tiff", "Topography", (256, 256), 2.5),
-    pytest.param("TopoStats__old_bruker.002", "Height", (256, 256), 15.0, marks=needs_pyspm),
-    pytest.param("nanoAFMr__kpg20080408.007", "Height", (256, 256), 1.0, marks=needs_pyspm),
-    pytest.param("nanoscopeAFM__Veeco_20160622.003", "Height", (512, 512), 1.769, marks=needs_pyspm),
-    pytest.param("nanoscope__full_multiple_images.spm", "Height", (512, 512), 2.0, marks=needs_pyspm),
-    pytest.param("AFMReader__sample_0.jpk", "height_trace", (256, 256), 0.3269, marks=needs_afmreader),
-    pytest.param("AFMReader__sample_0.jpk-qi-image", "measuredHeight_trace", (100, 100), 0.5,
-                 marks=needs_afmreader),
-    pytest.param("AFMReader__sample_0.h5-jpk", "height_trace [frame 0]", (128, 128), 0.15,
-                 marks=needs_afmreader),
-    pytest.param("AFMReader__sample_0.stp", "Topography", (512, 512), 0.5, marks=needs_afmreader),
-    pytest.param("AFMReader__sample_0.top", "Topography", (512, 512), 0.5, marks=needs_afmreader),
-    pytest.param(NID, "Z-Axis forward", (128, 128), 10.0, marks=needs_nsfopen),
+    ("TopoStats__old_bruker.002", "Height", (256, 256), 15.0),
+    ("nanoAFMr__kpg20080408.007", "Height", (256, 256), 1.0),
+    ("nanoscopeAFM__Veeco_20160622.003", "Height", (512, 512), 1.769),
+    ("nanoscope__full_multiple_images.spm", "Height", (512, 512), 2.0),
+    ("AFMReader__sample_0.jpk", "Height", (256, 256), 0.3269),
+    ("AFMReader__sample_0.jpk-qi-image", "Height (measured)", (100, 100), 0.5),
+    ("AFMReader__sample_0.h5-jpk", "height_trace [frame 0]", (128, 128), 0.15),
+    ("AFMReader__sample_0.stp", "Topography", (512, 512), 0.5),
+    ("AFMReader__sample_0.top", "Topography", (512, 512), 0.5),
+    (NID, "Z-Axis forward", (128, 128), 10.0),
+    ("SciFiDatasets__GwiddionReader_chip.gwy", "Unknown channel 1", (300, 300), 80.0),
 ]
 
 
@@ -71,7 +63,6 @@ def test_igor_channels_and_orientation(samples: Path) -> None:
     assert io.read(path, channel="phase retrace").z_unit == "deg"
 
 
-@needs_pyspm
 def test_nanoscope_matches_its_reference_export(samples: Path) -> None:
     """The jmarini/nanoscope reference is this file's Height, line-flattened, in nm, rows in file order.
 
@@ -85,18 +76,24 @@ def test_nanoscope_matches_its_reference_export(samples: Path) -> None:
     assert np.abs(flat - np.flipud(ref.data)).max() < 0.2e-9  # the reference is rounded to 0.01 nm
 
 
-@pytest.mark.parametrize(("name", "problem"), [
-    ("SciFiDatasets__GwiddionReader_chip.gwy", "Gwyddion 1.x"),
-    ("SciFiDatasets__test_mdt.mdt", "unknown file format"),
-    ("nanoscope__reference_converted.csv", "pixel size"),
-])
-def test_unreadable_samples_say_why(samples: Path, name: str, problem: str) -> None:
-    with pytest.raises(AFMFileError, match=problem) as info:
+def test_csv_without_pixel_size_says_why(samples: Path) -> None:
+    name = "nanoscope__reference_converted.csv"
+    with pytest.raises(AFMFileError, match="pixel size") as info:
         io.read(samples / name)
     assert name in str(info.value)
 
 
-@needs_nsfopen
+def test_mdt_current_map_is_listed_but_is_no_height(samples: Path) -> None:
+    """The NT-MDT sample's one channel is a current in A (Gwyddion: '1F:Iprobe (2)', 256 px, 3.0008 um)."""
+    path = samples / MDT
+    with pytest.raises(AFMFileError, match=r"no height channel among '1F:Iprobe \(2\)' \(A\)"):
+        io.read(path)
+    hm = io.read(path, channel="1F:Iprobe (2)")
+    assert (hm.shape, hm.z_unit) == ((256, 256), "A")
+    assert hm.scan_size == pytest.approx((3.00083354e-6, 3.00083354e-6), rel=1e-8)
+    assert 1e-9 < hm.data.max() < 1e-7 and hm.metadata["mdt_frame_type"] == "MDA"  # tens of nA, in amperes
+
+
 def test_nanosurf_channels_orientation_and_units(samples: Path) -> None:
     """Gwyddion's channel titles; rows flipped like Gwyddion's ezdfile.c; heights in m, amplitude in V."""
     path = samples / NID
@@ -113,12 +110,6 @@ def test_nanosurf_channels_orientation_and_units(samples: Path) -> None:
     backward = io.read(path, channel="z axis backward").data  # stored left to right: not mirrored
     assert np.corrcoef(hm.data.ravel(), backward.ravel())[0, 1] > 0.5
     assert io.read(path, channel="Amplitude forward").z_unit == "V"
-
-
-def test_nid_without_nsfopen_says_what_to_install(samples: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "NSFopen.read", None)  # as if the formats extra were not installed
-    with pytest.raises(AFMFileError, match=r"needs the optional package 'NSFopen.read'.*afm-sr\[formats\]"):
-        io.read(samples / NID)
 
 
 def test_list_channels_of_nanonis(samples: Path) -> None:

@@ -7,7 +7,6 @@ folder's conftest; the fixtures live in this folder's conftest.py.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import tracemalloc
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import support
 from afm_sr.errors import AFMFileError
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(os.environ.get("AFM_SR_SAMPLES", REPO.parent / "shared" / "afm-samples"))
+SAMPLES = support.SAMPLES
 #: One readable real file per reader (the smallest where a format has several).
 SAMPLE_PER_FORMAT = {
     "ibw": "nanoscopeAFM__AR_20211011.ibw",
@@ -37,6 +36,8 @@ SAMPLE_PER_FORMAT = {
     "stp": "AFMReader__sample_0.stp",
     "top": "AFMReader__sample_0.top",
     "nid": "nanoscopeAFM__NanoSurf_20160301.nid",
+    "mdt": "SciFiDatasets__test_mdt.mdt",
+    "gwyo": "SciFiDatasets__GwiddionReader_chip.gwy",
 }
 #: A heap allocation above this while reading a small hostile file means a header was trusted.
 ALLOCATION_LIMIT = 64 << 20

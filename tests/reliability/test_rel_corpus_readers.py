@@ -32,6 +32,9 @@ from afm_sr.errors import AFMFileError
 from afm_sr.io import HeightMap, list_channels, read, write
 
 GIANT = 31623  # 31623^2 ~ 10^9 pixels
+#: Byte offsets in the NT-MDT sample: frame 2 (its MDA image), its array record's cell count, the x calibration's
+#: max index; each calibration is 124 bytes, the y one and then the measurand (whose data type sits 8 bytes on).
+MDT_FRAME_2, MDT_CELLS, MDT_X_MAX, MDT_CALIBRATION = 0x2E1, 0xAFE0, 0xB045, 124
 Builder = Callable[[Path], Path]
 
 
@@ -119,7 +122,7 @@ def _nid_edit(old: bytes, new: bytes, count: int = -1) -> Builder:
     return lambda tmp: _copy(SAMPLE_PER_FORMAT["nid"], tmp, edit=lambda raw: raw.replace(old, new, count))
 
 
-#: (id, builder, pattern the error message must match). Truncations: 3 offsets x 12 formats.
+#: (id, builder, pattern the error message must match). Truncations: 3 offsets x 14 formats.
 REFUSED: list[tuple[str, Builder, str]] = [
     *[(f"truncated-{fmt}-{int(frac * 100)}%", _truncated(fmt, frac),
        r"truncated|could not read|damaged|empty|not an Igor|shorter|inconsistent|does not start")
@@ -128,8 +131,7 @@ REFUSED: list[tuple[str, Builder, str]] = [
     ("empty-gwy", scratch_file("empty.gwy", b""), "the file is empty"),
     ("missing", lambda tmp: tmp / "absent.ibw", "no such file"),
     ("directory", _directory, "is a directory"),
-    ("unknown-suffix-mdt", lambda tmp: _copy("SciFiDatasets__test_mdt.mdt", tmp), r"unknown file format '\.mdt'"),
-    ("gwyddion-1x", lambda tmp: _copy("SciFiDatasets__GwiddionReader_chip.gwy", tmp), "old Gwyddion 1.x"),
+    ("unknown-suffix", scratch_file("scan.xyzzy", b"just some notes\n"), r"unknown file format '\.xyzzy'"),
     ("sxm-as-gsf", lambda tmp: _copy("SpmImages.jl__01514.sxm", tmp, ".gsf"),
      "the name says Gwyddion Simple Field .* looks like Nanonis SXM"),
     ("tiff-as-gwy", lambda tmp: _copy(SAMPLE_PER_FORMAT["tiff"], tmp, ".gwy"), "the name says Gwyddion"),
@@ -149,7 +151,21 @@ REFUSED: list[tuple[str, Builder, str]] = [
      f"announces a {GIANT}x{GIANT} px image"),
     ("giant-gsf", lambda tmp: _copy(SAMPLE_PER_FORMAT["gsf"], tmp, edit=lambda raw: raw.replace(
         b"XRes = 300", b"XRes = 31623").replace(b"YRes = 300", b"YRes = 31623")), "announces a 31623x31623"),
-    ("giant-gwy", lambda tmp: _copy(SAMPLE_PER_FORMAT["gwy"], tmp, edit=_gwy_giant), "could not read it as Gwyddion"),
+    ("giant-gwy", lambda tmp: _copy(SAMPLE_PER_FORMAT["gwy"], tmp, edit=_gwy_giant), f"announces a {GIANT}x{GIANT}"),
+    ("giant-gwyo", lambda tmp: _copy(SAMPLE_PER_FORMAT["gwyo"], tmp, edit=_gwy_giant), f"announces a {GIANT}x{GIANT}"),
+    ("gwyo-unknown-entry-type", scratch_file("old.gwy", b"GWYO" + _gwy_object(
+        b"GwyContainer", struct.pack("<I", 99) + b"/0/data\0")), "entry '/0/data' has unknown type 99"),
+    ("giant-mdt", lambda tmp: _copy(SAMPLE_PER_FORMAT["mdt"], tmp, edit=lambda raw: _packed(
+        MDT_X_MAX + MDT_CALIBRATION, "<q", GIANT - 1)(_packed(MDT_X_MAX, "<q", GIANT - 1)(raw))),
+     f"announces a {GIANT}x{GIANT} px image"),
+    ("mdt-frame-past-the-end", lambda tmp: _copy(SAMPLE_PER_FORMAT["mdt"], tmp, edit=_packed(MDT_FRAME_2, "<I", 2**31)),
+     "frame 2 of 3 claims 2147483648 bytes"),
+    ("mdt-billion-cells", lambda tmp: _copy(SAMPLE_PER_FORMAT["mdt"], tmp, edit=_packed(MDT_CELLS, "<Q", 10**9)),
+     "holds 1000000000 cells for a 256x256 px image"),
+    ("mdt-unknown-data-type", lambda tmp: _copy(SAMPLE_PER_FORMAT["mdt"], tmp, edit=_packed(
+        MDT_X_MAX + 2 * MDT_CALIBRATION + 8, "<i", 7)), "stores data type 7"),
+    ("mdt-header-says-longer", lambda tmp: _copy(SAMPLE_PER_FORMAT["mdt"], tmp, edit=_packed(4, "<I", 2**31)),
+     "the file is truncated"),
     ("giant-npz", _npz_giant, f"announces a {GIANT}x{GIANT} px image"),
     ("giant-npy", scratch_file("giant.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, "
                                         b"'shape': (31623, 31623), }" + b" " * 53 + b"\n" + bytes(64)),
@@ -193,7 +209,9 @@ REFUSED: list[tuple[str, Builder, str]] = [
 UNUSABLE: list[tuple[str, Builder, str]] = [
     ("nan-inf-heights", _npy("holes.npy", _nan_image()), "2 of 4096 values NaN or Inf"),
     ("one-pixel", _npy("dot.npy", np.ones((1, 1))), "is 1x1 px; an image needs at least 2x2"),
-    ("no-height-channel", _npz_phase_only, r"no height channel among \['Phase'\]"),
+    ("no-height-channel", _npz_phase_only, r"no height channel among 'Phase' \(m\)"),
+    ("mdt-current-only", lambda tmp: _copy(SAMPLE_PER_FORMAT["mdt"], tmp),
+     r"no height channel among '1F:Iprobe \(2\)' \(A\)"),
     ("text-in-meters-too-big", scratch_file("gwy.txt", b"# Width: 1 um\n# Height: 1 um\n5 6\n7 8\n"),
      "cannot be heights in meters"),
     ("csv-without-pixel-size", scratch_file("matrix.csv", b"1e-9,2e-9\n3e-9,4e-9\n"), "does not say its pixel size"),
@@ -205,7 +223,7 @@ def warm_readers() -> None:
     """Read one sample per format first, so the readers' lazy imports do not count as allocations of a refusal."""
     for name in SAMPLE_PER_FORMAT.values():
         if (SAMPLES / name).is_file():
-            read(SAMPLES / name)
+            list_channels(SAMPLES / name)
 
 
 def _assert_clear(refused: Refusal, pattern: str, path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Helpers every reader shares: SI unit prefixes, header sanity checks and optional imports."""
+"""Helpers every reader shares: SI unit prefixes, header sanity checks and lazy imports."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ _PREFIX = {"": 1.0, "y": 1e-24, "z": 1e-21, "a": 1e-18, "f": 1e-15, "p": 1e-12, 
 
 
 def split_unit(unit: str) -> tuple[float, str]:
-    """Split ``'nm'`` into ``(1e-9, 'm')``: the factor to SI and the base unit (Å counts as 1e-10 m)."""
+    """Split ``'nm'`` into ``(1e-9, 'm')``: the factor to SI and the base unit (Å is 1e-10 m; A is ampere)."""
     u = unit.strip().replace("\x00", "")
-    if u in ("Å", "A", "Ang", "angstrom"):
+    if u in ("Å", "Ang", "angstrom"):
         return 1e-10, "m"
     for base in ("m", "V", "A", "Hz", "N", "deg", "s"):
         if u.endswith(base) and u[: -len(base)] in _PREFIX:
@@ -70,13 +70,17 @@ def scaled(data: np.ndarray, unit: str, pixel_size: tuple[float, float], channel
                      z_unit=base, source=path, metadata=dict(metadata or {}))
 
 
-def optional_import(module: str, fmt: str) -> ModuleType:
-    """Import an optional reader library or raise AFMFileError naming the ``pip install`` that adds it."""
+def lazy_import(module: str, fmt: str) -> ModuleType:
+    """Import a reader library when its format is first read (some import slowly); AFMFileError if it is missing.
+
+    They are afm-sr dependencies, so a missing one means a broken install: the message says how to repair it.
+    """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise AFMFileError(None, f"reading {fmt} files needs the optional package {module!r}: "
-                                 "pip install 'afm-sr[formats]'") from exc
+        package = module.split(".")[0]
+        raise AFMFileError(None, f"reading {fmt} files needs the package {package!r}, an afm-sr dependency that "
+                                 f"cannot be imported ({exc}); repair the install: pip install {package}") from exc
 
 
 @dataclass(frozen=True)

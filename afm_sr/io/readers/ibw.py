@@ -110,6 +110,10 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     return maps
 
 
+#: Layers whose unit Asylum does not store: name prefix -> unit (as Gwyddion's igorfile module assigns them).
+_LAYER_UNITS = {"Phase": "deg", "UserIn": "V", "Bias": "V", "Potential": "V", "Current": "A", "Frequency": "Hz"}
+
+
 def _asylum_unit(name: str, data_unit: str) -> str:
-    """Asylum stores one data unit for the whole wave; phase layers are degrees, the rest keep it."""
-    return "deg" if "Phase" in name else data_unit
+    """Asylum stores one data unit (m) for the whole wave; phase, voltage, current, frequency layers get theirs."""
+    return next((unit for prefix, unit in _LAYER_UNITS.items() if name.startswith(prefix)), data_unit)

@@ -1,4 +1,4 @@
-"""Bruker / Veeco NanoScope files (.spm, .000-.999) through pySPM (optional: ``afm-sr[formats]``)."""
+"""Bruker / Veeco NanoScope files (.spm, .000-.999) through pySPM."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, optional_import, scaled, to_meters
+from afm_sr.io.readers._common import Hints, lazy_import, scaled, to_meters
 
 MAGIC = (b"\\*File list", b"?*File list")
 _NAME = re.compile(r'"([^"]+)"')
@@ -33,7 +33,7 @@ def _name(layer: dict) -> str:
 
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     """Each image layer, row 0 at the top as NanoScope and Gwyddion show it, heights in meters."""
-    pyspm = optional_import("pySPM", "Bruker NanoScope")
+    pyspm = lazy_import("pySPM", "Bruker NanoScope")
     _check_header_end(path)
     scan = pyspm.Bruker(str(path))
     maps = []
@@ -44,7 +44,9 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
         width = to_meters(size["real"]["x"], size["real"]["unit"])
         height = to_meters(size["real"]["y"], size["real"]["unit"])
         ny, nx = image.pixels.shape
-        maps.append(scaled(np.flipud(np.asarray(image.pixels, dtype=np.float64)), image.zscale,
+        # a phase sensitivity without a unit ('@Sens. Phase: V 1.000000') leaves pySPM's bare V: degrees, as Gwyddion
+        unit = "deg" if name.lower().startswith("phase") and image.zscale == "V" else image.zscale
+        maps.append(scaled(np.flipud(np.asarray(image.pixels, dtype=np.float64)), unit,
                            (width / nx, height / ny), name, path,
                            {"scan_size": f"{size['real']['x']} {size['real']['unit']}"}))
     return maps

@@ -1,4 +1,4 @@
-"""Nanosurf .nid files through Nanosurf's own NSFopen (optional: ``afm-sr[formats]``).
+"""Nanosurf .nid files through Nanosurf's own NSFopen.
 
 A .nid file is an INI-like text header (``[DataSet]``, then one ``[DataSet-g:c]`` section per channel giving
 ``Points``, ``Lines``, ``SaveBits`` and the ``Dim0..2`` ranges and units), the mark ``#!``, then every channel's
@@ -35,8 +35,8 @@ from afm_sr.io.readers._common import (
     MAX_PIXELS,
     Hints,
     check_dims,
+    lazy_import,
     need_bytes,
-    optional_import,
     scaled,
     to_meters,
 )
@@ -163,7 +163,7 @@ def _length(fields: dict[str, str], dim: int) -> float:
 
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     """Every image channel (forward, backward, 2nd scans), row 0 at the top as Gwyddion shows it, SI units."""
-    nsf = optional_import("NSFopen.read", "Nanosurf NID")
+    nsf = lazy_import("NSFopen.read", "Nanosurf NID")
     channels, info = _check_header(path)
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
         nid = nsf.nid_read(filename=str(path), dataframe=False, verbose=False)
