@@ -119,7 +119,8 @@ class RunDock(Container):
         values["model"] = "default" if values["model"] is None else str(values["model"])
         return values
 
-    def job(self, hm: HeightMap, layer: Image) -> tuple[Callable[..., Any], Callable[[Any], None]]:
+    def job(self, hm: HeightMap, layer: Image, opts: dict[str, Any]
+            ) -> tuple[Callable[..., Any], Callable[[Any], None]]:
         """``(work, done)``: ``work(progress)`` runs in the worker, ``done(result)`` back on the Qt thread."""
         raise NotImplementedError
 
@@ -128,8 +129,10 @@ class RunDock(Container):
         if self.worker is not None:
             return
         try:
-            layer = self.layer.value
-            work, done = self.job(layer_heightmap(layer), layer)
+            layer, opts = self.layer.value, self.options()
+            hm = layer_heightmap(layer)
+            check_scale(opts["scale"], hm.shape)  # a layer too small fails here, not in the worker
+            work, done = self.job(hm, layer, opts)
         except AFMSRError as exc:
             notify_error(exc)
             return
@@ -197,10 +200,10 @@ class EnhanceWidget(RunDock):
         #: The last run: (input layer, result layer, the height map it enhanced, scale).
         self.last: tuple[Image, Image, HeightMap, int] | None = None
 
-    def job(self, hm: HeightMap, layer: Image) -> tuple[Callable[..., Any], Callable[[Any], None]]:
+    def job(self, hm: HeightMap, layer: Image, opts: dict[str, Any]
+            ) -> tuple[Callable[..., Any], Callable[[Any], None]]:
         """Enhance ``hm`` in the worker; add the result over ``layer`` when done."""
-        opts = self.options()
-        s = check_scale(opts["scale"], hm.shape)
+        s = opts["scale"]
 
         def work(progress: Callable[[int, int], None]) -> tuple[HeightMap, str | None]:
             model = load_model(opts["model"])
@@ -252,6 +255,7 @@ class EnhanceWidget(RunDock):
         self.viewer.grid.stride = 1
         self.viewer.grid.shape = (1, 3)
         self.viewer.grid.enabled = True
+        self.viewer.reset_view()
 
     def _save_dialog(self) -> None:
         """Ask where to save the selected layer (Qt's dialog asks before replacing a file), then save it."""
@@ -300,9 +304,9 @@ class CheckGainWidget(RunDock):
         self.extend([self.table, self.caption])
         self.result: GainResult | None = None
 
-    def job(self, hm: HeightMap, layer: Image) -> tuple[Callable[..., Any], Callable[[Any], None]]:
+    def job(self, hm: HeightMap, layer: Image, opts: dict[str, Any]
+            ) -> tuple[Callable[..., Any], Callable[[Any], None]]:
         """Run ``check_gain`` on ``hm`` in the worker; fill the table when done."""
-        opts = self.options()
 
         def work(progress: Callable[[int, int], None]) -> GainResult:
             return check_gain(hm, progress=progress, **opts)
@@ -323,6 +327,16 @@ def _gain_table(res: GainResult | None) -> dict[str, Any]:
     rows = ([[f"{res.bicubic_psnr:.2f}", f"{res.bicubic_ssim:.4f}"], [f"{res.model_psnr:.2f}", f"{res.model_ssim:.4f}"],
              [f"{res.psnr_gain:+.2f}", f"{res.ssim_gain:+.4f}"]] if res else [["", ""]] * 3)
     return {"data": rows, "index": ["bicubic", "afm-sr", "gain"], "columns": ["PSNR (dB)", "SSIM"]}
+
+
+def _short_labels(names: list[str]) -> list[str]:
+    """Layer names without the part they share (``scan``, ``scan afm-sr x4`` -> ``input``, ``afm-sr x4``)."""
+    if len(names) < 2:
+        return names
+    words = [name.split(" ") for name in names]
+    shared = next((i for i, column in enumerate(zip(*words, strict=False)) if len(set(column)) > 1),
+                  min(map(len, words)))
+    return [" ".join(w[shared:]) or "input" for w in words]
 
 
 def sample_profile(layer: Image, start: np.ndarray, end: np.ndarray, n: int) -> np.ndarray:
@@ -426,9 +440,9 @@ class ProfileWidget(Container):
             distance, heights = found
             meters = all(str(u) == "meter" for u in self.shapes().units[-2:])  # type: ignore[union-attr]
             x, x_label = (distance * UM, "distance (µm)") if meters else (distance, "distance (world units)")
-            for name, h in heights.items():
+            for (name, h), label in zip(heights.items(), _short_labels(list(heights)), strict=True):
                 in_meters = self.viewer.layers[name].metadata.get("units", "m") == "m"
-                self.axes.plot(x, h * NM if in_meters else h, label=name, lw=1)
+                self.axes.plot(x, h * NM if in_meters else h, label=label, lw=1)
             self.axes.set_xlabel(x_label)
             self.axes.set_ylabel("height (nm)")
             self.axes.legend(fontsize="small")
