@@ -1,19 +1,11 @@
-"""Fixtures of the napari plugin's tests: they need the napari extra and an X display (pytest-xvfb starts one)."""
+"""Fixtures of the napari plugin's tests."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from napari_support import Notes
-
-
-@pytest.fixture(autouse=True)
-def _display() -> None:
-    """Skip without an X display: napari needs OpenGL, which offscreen Qt cannot give it."""
-    if not os.environ.get("DISPLAY"):
-        pytest.skip("no X display: install Debian's xvfb so pytest-xvfb can start one")
 
 
 @pytest.fixture

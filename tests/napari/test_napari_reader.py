@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from napari_support import NEEDS, Notes
+from napari_support import NEEDS, Notes, needs_display
 
 pytest.importorskip("napari.viewer", reason=NEEDS)
 pytest.importorskip("pytestqt", reason=NEEDS)
@@ -21,6 +21,7 @@ from afm_sr.io import FORMATS, describe, read
 from afm_sr.io.formats import format_by_name
 from afm_sr.napari._reader import NO_LAYER, SAMPLE, get_reader
 
+pytestmark = needs_display
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = Path(os.environ.get("AFM_SR_SAMPLES", REPO.parent / "shared" / "afm-samples"))
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*") if p.is_file() and p.name != "README.md")

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from napari_support import NEEDS, Notes
+from napari_support import NEEDS, Notes, needs_display
 
 pytest.importorskip("napari.viewer", reason=NEEDS)
 pytest.importorskip("pytestqt", reason=NEEDS)
@@ -22,6 +22,7 @@ from afm_sr.infer.pipeline import bicubic_upscale
 from afm_sr.io import HeightMap, read
 from afm_sr.napari._layers import layer_data
 
+pytestmark = needs_display
 PIXEL = (1e-8, 2e-8)  # (dx, dy) in meters: not square, so x and y cannot be swapped unseen
 WAIT_MS = 60_000
 
