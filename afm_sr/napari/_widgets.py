@@ -37,7 +37,7 @@ from scipy.ndimage import map_coordinates
 
 from afm_sr.degrade import SUPPORTED_SCALES, check_scale
 from afm_sr.errors import AFMSRError, InputError
-from afm_sr.infer import GainResult, check_gain, enhance, load_model
+from afm_sr.infer import GainResult, check_gain, enhance, load_model, resolve_device, resolve_precision
 from afm_sr.infer.pipeline import DEFAULT_TILE, DEVICES, PRECISIONS, bicubic_upscale
 from afm_sr.io import HeightMap, write
 from afm_sr.napari._layers import layer_data, layer_heightmap, upscaled_geometry
@@ -131,7 +131,9 @@ class RunDock(Container):
         try:
             layer, opts = self.layer.value, self.options()
             hm = layer_heightmap(layer)
-            check_scale(opts["scale"], hm.shape)  # a layer too small fails here, not in the worker
+            # what fails fast fails here, before the worker starts: a layer too small, no such device
+            check_scale(opts["scale"], hm.shape)
+            resolve_precision(opts["precision"], resolve_device(opts["device"]))
             work, done = self.job(hm, layer, opts)
         except AFMSRError as exc:
             notify_error(exc)
@@ -164,6 +166,7 @@ class RunDock(Container):
 
     def _failed(self, exc: Exception) -> None:
         """Cancel as information, afm-sr's errors as their one line, anything else with its type (logged)."""
+        self.status.value = "cancelled" if isinstance(exc, CancelledError) else "failed"
         if isinstance(exc, CancelledError):
             show_info("afm-sr: cancelled")
         elif isinstance(exc, AFMSRError):
@@ -175,13 +178,14 @@ class RunDock(Container):
     def _finished(self) -> None:
         """The worker is done (result, error or cancel): ready for the next run."""
         self.worker = None
-        self._set_running(False, "cancelled" if self._cancel.is_set() else self.status.value)
+        self._set_running(False)
 
-    def _set_running(self, running: bool, status: str) -> None:
-        """Enable Run or Cancel and show ``status``."""
+    def _set_running(self, running: bool, status: str | None = None) -> None:
+        """Enable Run or Cancel (and show ``status``)."""
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
-        self.status.value = status
+        if status is not None:
+            self.status.value = status
 
 
 class EnhanceWidget(RunDock):
@@ -261,10 +265,14 @@ class EnhanceWidget(RunDock):
         """Ask where to save the selected layer (Qt's dialog asks before replacing a file), then save it."""
         layer = self.viewer.layers.selection.active
         default = _default_save_name(layer)
-        path, _ = QFileDialog.getSaveFileName(self.native, "Save height map", default,
-                                              "Gwyddion (*.gwy);;TIFF (*.tiff);;NumPy (*.npy);;Text (*.txt)")
-        if path:
+        path, chosen = QFileDialog.getSaveFileName(self.native, "Save height map", default,
+                                                   "Gwyddion (*.gwy);;TIFF (*.tiff);;NumPy (*.npy);;Text (*.txt)")
+        if not path:
+            return
+        if Path(path).suffix:
             self.save(layer, Path(path), overwrite=True)
+        else:  # the dialog asked about the name without the suffix; the real file must be new
+            self.save(layer, Path(path + chosen[chosen.index("*") + 1:-1]))
 
     def save(self, layer: Layer | None, path: Path, overwrite: bool = False) -> Path | None:
         """Write ``layer`` through ``afm_sr.io.write`` (atomic; real size and SI units in .gwy).

@@ -151,6 +151,7 @@ def test_bad_model_file_from_the_worker_is_a_notification(make_napari_viewer, qt
     run(qtbot, widget)
     [message] = notes.errors()
     assert message.startswith(f"afm-sr: error: {junk}: ") and len(viewer.layers) == 1
+    assert widget.status.value == "failed" and widget.run_button.enabled
 
 
 def test_cancel_stops_the_worker(make_napari_viewer, qtbot, tiny_model: Path, notes: Notes,
@@ -188,3 +189,29 @@ def test_save_writes_gwy_and_never_overwrites_unasked(make_napari_viewer, qtbot,
     assert widget.save(viewer.layers[0], path) is None and path.stat().st_mtime_ns == stamp
     assert "exists" in notes.errors()[-1] and notes.errors()[-1].startswith(f"afm-sr: error: {path}: ")
     assert widget.save(viewer.layers[0], path, overwrite=True) == path and read(path).shape == (16, 16)
+
+
+def test_unavailable_device_fails_before_the_worker(make_napari_viewer, tiny_model: Path, notes: Notes) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Enhance", add_scan(viewer, surface(16)), tiny_model, scale=2, device="cuda")
+    widget.run()
+    [message] = notes.errors()
+    assert widget.worker is None and message.startswith("afm-sr: error: device 'cuda': ")
+
+
+def test_save_dialog_adds_the_chosen_suffix_and_never_replaces_unasked(make_napari_viewer, tmp_path: Path,
+                                                                       notes: Notes,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    viewer = make_napari_viewer()
+    widget = dock(viewer, "Enhance")
+    add_scan(viewer, surface(16))
+    answer = (str(tmp_path / "mine"), "TIFF (*.tiff)")  # typed without a suffix, TIFF chosen
+    monkeypatch.setattr(widgets.QFileDialog, "getSaveFileName", lambda *args: answer)
+    widget.save_button.clicked.emit()
+    assert read(tmp_path / "mine.tiff").shape == (16, 16)
+    widget.save_button.clicked.emit()  # the dialog asked about 'mine', not 'mine.tiff': refused
+    assert notes.errors()[-1].startswith(f"afm-sr: error: {tmp_path / 'mine.tiff'}: ")
