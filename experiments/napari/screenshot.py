@@ -12,11 +12,10 @@ import time
 import warnings
 from pathlib import Path
 
+import napari
 import numpy as np
 from PIL import Image as PILImage
 from qtpy.QtWidgets import QApplication
-
-import napari
 
 HERE = Path(__file__).resolve().parent
 SCAN = HERE.parents[1].parent / "shared" / "afm-samples" / "SciFiDatasets__IgorIBWReader_P0089OP0027.ibw"
@@ -68,8 +67,8 @@ def main() -> None:
     side = 0.6e-6
     profile.start_line()
     shapes = viewer.layers["profile"]
-    a = shapes.world_to_data(centre + (-0.3 * side, -0.45 * side))
-    b = shapes.world_to_data(centre + (0.3 * side, 0.45 * side))
+    a = shapes.world_to_data(centre - np.array((0.3, 0.45)) * side)
+    b = shapes.world_to_data(centre + np.array((0.3, 0.45)) * side)
     shapes.add_lines(np.array([a, b]), edge_width=3)
     shapes.mode = "pan_zoom"
     viewer.layers.selection.active = viewer.layers[enhance.last[1].name]
