@@ -54,8 +54,8 @@ FORMATS: tuple[Format, ...] = (
 _HEAD_BYTES = 64
 
 
-def _by_suffix(path: Path) -> Format | None:
-    """Find the format whose suffix ends the file name (``.h5-jpk``, NanoScope ``.001``, ...)."""
+def format_by_name(path: Path) -> Format | None:
+    """Find the format whose suffix ends the file name (``.h5-jpk``, NanoScope ``.001``, ...), or None."""
     name = path.name.lower()
     for fmt in FORMATS:
         if any(name.endswith(s) for s in fmt.suffixes):
@@ -76,7 +76,7 @@ def detect(path: Path) -> Format:
     with path.open("rb") as handle:
         head = handle.read(_HEAD_BYTES)
     by_content = next((f for f in FORMATS if f.matches_content(head)), None)
-    by_suffix = _by_suffix(path)
+    by_suffix = format_by_name(path)
     if by_suffix is None:
         if by_content is None:
             suffixes = ", ".join(s for f in FORMATS for s in f.suffixes)
