@@ -175,7 +175,8 @@ def checkpoints(cfg: DictConfig) -> dict[str, Path]:
                           "'checkpoints={mono: a.ckpt, multi: b.ckpt}'")
     if "bicubic" in named:
         raise ConfigError("checkpoints: 'bicubic' is the baseline's name; call the model something else")
-    problems = [f"{name}={path}: {_checkpoint_problem(Path(str(path)))}" for name, path in named.items()
+    key = "ckpt_path" if cfg.get("ckpt_path") else "checkpoints.{}"
+    problems = [f"{key.format(name)}={path}: {_checkpoint_problem(Path(str(path)))}" for name, path in named.items()
                 if _checkpoint_problem(Path(str(path)))]
     if problems:
         raise ConfigError("; ".join(problems))

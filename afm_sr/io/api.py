@@ -78,10 +78,14 @@ def _user_pixel_size(pixel_size: PixelSize) -> tuple[float, float] | None:
 
 def _load(path: PathLike, pixel_size: tuple[float, float] | None, z_unit: str | None, memory_limit: MemoryLimit
           ) -> tuple[Path, Format, list[HeightMap]]:
-    """Detect the format and read every channel of the file, all of them within one memory budget."""
+    """Detect the format and read every channel of the file, all of them within one memory budget.
+
+    NumPy's floating-point warnings while decoding (a damaged header's scale overflowing, Inf x 0) are silenced:
+    the values they make are NaN/Inf, which ``read`` refuses in one clear error instead.
+    """
     p = _existing_file(path)
     fmt = _guarded(p, "detect the format", lambda: detect(p))
-    with memory_budget(memory_limit):
+    with memory_budget(memory_limit), np.errstate(all="ignore"):
         maps = _guarded(p, f"read it as {fmt.name} (via {fmt.library})", lambda: fmt.read(p, Hints(pixel_size, z_unit)))
     if not maps:
         raise AFMFileError(p, f"no image found in this {fmt.name} file")

@@ -134,6 +134,17 @@ def test_complex_data_is_refused_not_cast(tmp_path: Path, cli: Cli, tiny_model: 
         HeightMap(surface() + 0j, (1e-8, 1e-8))
 
 
+def test_decoding_overflow_gives_the_error_without_warnings(tmp_path: Path) -> None:
+    """Values that overflow when converted to meters (here 1e300 Gm) are refused as Inf, without a RuntimeWarning."""
+    src = write_npy(tmp_path / "giga.npy", surface() / 1e-9 * 1e300)
+    src.with_suffix(".json").write_text('{"pixel_size_m": 1e-8, "z_unit": "Gm"}')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(AFMFileError, match="values NaN or Inf"):
+            read(src)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_complex_arrays_are_refused_by_the_api(tiny_model: Path) -> None:
     from afm_sr.infer import enhance
 
