@@ -13,31 +13,81 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from afm_sr.errors import AFMFileError, AFMSRError, InputError
-from afm_sr.io import FileInfo, describe, read, write
+from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
+from afm_sr.io import FileInfo, check_destination, describe, read, reserve_write, write
+from afm_sr.io.budget import ENV as MEMORY_ENV
+from afm_sr.io.budget import parse_size
+from afm_sr.io.heightmap import check_pixel_size
+from afm_sr.io.writers import make_folder
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_ERROR = 2
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one ``afm-sr: error:`` line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``afm-sr: error: <message> (see <prog> --help)`` and exit with code 2."""
+        self.exit(EXIT_ERROR, f"afm-sr: error: {message} (see {self.prog} --help)\n")
+
+
 def _pixel_size(text: str) -> tuple[float, float]:
-    """``'1e-8'`` or ``'1e-8,2e-8'`` (meters) as ``(dx, dy)``."""
-    values = [float(v) for v in text.split(",")]
-    if len(values) not in (1, 2) or min(values) <= 0:
-        raise argparse.ArgumentTypeError("give one or two positive numbers in meters, e.g. 1e-8,2e-8")
-    return (values[0], values[-1])
+    """``'1e-8'`` or ``'1e-8,2e-8'`` (meters) as ``(dx, dy)``: finite, 1 pm .. 1 mm."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one or two numbers in meters, e.g. 1e-8,2e-8") from None
+    try:
+        return check_pixel_size(values)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(text: str) -> str:
+    """A memory size such as ``8G`` or ``512M``, checked and kept as written (so messages quote it)."""
+    try:
+        parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _positive_int(text: str) -> int:
+    """A whole number >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def add_file_options(parser: argparse.ArgumentParser) -> None:
-    """Options every file-reading subcommand shares: channel, pixel size and z unit."""
+    """Options every file-reading subcommand shares: channel, pixel size, z unit and the memory limit."""
     parser.add_argument("--channel", help="channel to read (default: the height/topography channel)")
     parser.add_argument("--pixel-size", type=_pixel_size, metavar="DX[,DY]",
-                        help="pixel size in meters, for files that do not store it (text, bare .npy)")
+                        help="pixel size in meters (1e-12 .. 1e-3), for files that do not store it (text, bare .npy)")
     parser.add_argument("--z-unit", help="unit of the values in files that do not store it (default m)")
+    parser.add_argument("--memory-limit", type=_size, metavar="SIZE",
+                        help=f"memory the decoded files, results and work arrays may take, e.g. 8G (default: "
+                             f"${MEMORY_ENV}, else half of the available memory)")
 
 
-def _size(shape: tuple[int, int], scan_size: tuple[float, float]) -> list[str]:
+def _error_line(exc: BaseException, subject: object = None) -> str:
+    """The one ``afm-sr: error:`` line for ``exc``; ``subject`` (an input file) leads where the message names none."""
+    if isinstance(exc, OutputExistsError):
+        return f"afm-sr: error: {exc.advice('--force')}"
+    text = (f"out of memory ({exc or type(exc).__name__}); free memory or lower --memory-limit so such work is "
+            "refused before it starts") if isinstance(exc, MemoryError) else str(exc)
+    named = isinstance(exc, AFMFileError) and exc.path is not None
+    return f"afm-sr: error: {text}" if named or subject is None else f"afm-sr: error: {subject}: {text}"
+
+
+def _pixels_and_size(shape: tuple[int, int], scan_size: tuple[float, float]) -> list[str]:
     """Pixels as ``nx x ny`` and the scan size in um."""
     return [f"{shape[1]}x{shape[0]}", f"{scan_size[0] * 1e6:.4g} x {scan_size[1] * 1e6:.4g}"]
 
@@ -55,12 +105,12 @@ def _info_row(info: FileInfo) -> list[str]:
     if info.channel is None or info.z_range is None:
         return [info.path.name, info.format, f"no height channel ({count}: see --channels)", "", "", ""]
     return [info.path.name, info.format, f"{info.channel.name} ({count})",
-            *_size(info.channel.shape, info.channel.scan_size), _range(info.z_range, info.channel.z_unit)]
+            *_pixels_and_size(info.channel.shape, info.channel.scan_size), _range(info.z_range, info.channel.z_unit)]
 
 
 def _channel_rows(info: FileInfo) -> list[list[str]]:
     """One row per channel: file, channel, unit, pixels, scan size (um), and whether it is the one read."""
-    return [[info.path.name, ch.name, ch.z_unit or "(no unit)", *_size(ch.shape, ch.scan_size),
+    return [[info.path.name, ch.name, ch.z_unit or "(no unit)", *_pixels_and_size(ch.shape, ch.scan_size),
              "yes" if info.channel is not None and ch.name == info.channel.name else ""] for ch in info.channels]
 
 
@@ -78,9 +128,9 @@ def run_info(args: argparse.Namespace) -> int:
     rows, failed = [], 0
     for path in args.files:
         try:
-            info = describe(path, args.channel, args.pixel_size, args.z_unit)
-        except AFMSRError as exc:
-            print(f"afm-sr: error: {exc}", file=sys.stderr)
+            info = describe(path, args.channel, args.pixel_size, args.z_unit, args.memory_limit)
+        except (AFMSRError, MemoryError) as exc:
+            print(_error_line(exc, path), file=sys.stderr)
             failed += 1
             continue
         rows += _channel_rows(info) if args.channels else [_info_row(info)]
@@ -129,12 +179,11 @@ def _destination(src: Path, args: argparse.Namespace, into_folder: bool) -> Path
 
 
 def _claim(path: Path, force: bool, claimed: set[Path]) -> Path:
-    """``path`` if this run may write it: new (or ``--force``) and not written by an earlier input."""
+    """``path`` if this run may write it: writable, new (or ``--force``) and not written by an earlier input."""
     if path.resolve() in claimed:
         raise AFMFileError(path, "is also the output of an earlier input of this run; give -o a folder or "
                                  "rename the inputs")
-    if path.exists() and not force:
-        raise AFMFileError(path, "exists; pass --force to replace it")
+    check_destination(path, force)
     claimed.add(path.resolve())
     return path
 
@@ -154,7 +203,7 @@ def run_enhance(args: argparse.Namespace) -> int:
         print(f"afm-sr: error: {pattern}: no file matches", file=sys.stderr)
     into_folder = args.output is not None and (len(files) > 1 or args.output.is_dir() or not args.output.suffix)
     if into_folder and files:
-        args.output.mkdir(parents=True, exist_ok=True)
+        make_folder(args.output)
     claimed: set[Path] = set()
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
 
@@ -169,16 +218,17 @@ def run_enhance(args: argparse.Namespace) -> int:
                 dest = _claim(_destination(src, args, into_folder), args.force, claimed)
                 preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed)
                            if args.preview else None)
-                hm = read(src, args.channel, args.pixel_size, args.z_unit)
+                hm = read(src, args.channel, args.pixel_size, args.z_unit, args.memory_limit)
+                reserve_write(dest, (hm.shape[0] * args.scale, hm.shape[1] * args.scale), args.memory_limit)
                 tiles.reset()
                 out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device,
-                              precision=args.precision, tile=args.tile, progress=tile_progress)
-                write(out, dest, overwrite=args.force)
+                              precision=args.precision, tile=args.tile, progress=tile_progress,
+                              memory_limit=args.memory_limit)
+                write(out, dest, overwrite=args.force, memory_limit=args.memory_limit)
                 if preview is not None:
                     save_preview(hm, out, preview, title=f"{src.name} x{args.scale}", level_plane=args.level)
-            except AFMSRError as exc:
-                named = isinstance(exc, AFMFileError) and exc.path is not None
-                tqdm.write(f"afm-sr: error: {exc}" if named else f"afm-sr: error: {src}: {exc}", file=sys.stderr)
+            except (AFMSRError, MemoryError) as exc:
+                tqdm.write(_error_line(exc, src), file=sys.stderr)
                 failed += 1
                 continue
             ny, nx = out.shape
@@ -204,16 +254,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _tile(text: str) -> int | str:
-    """``--tile``: 'auto' or a positive integer."""
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive number of pixels, got {text!r}")
-    return value
+    """``--tile``: 'auto' or a whole number of output pixels >= 1."""
+    return text if text == "auto" else _positive_int(text)
 
 
 def add_enhance(subparsers: argparse._SubParsersAction) -> None:
@@ -241,11 +283,11 @@ def run_check_gain(args: argparse.Namespace) -> int:
     rows, failed = [], 0
     for path in args.files:
         try:
-            res = check_gain(read(path, args.channel, args.pixel_size, args.z_unit), args.scale, model,
-                             level_plane=args.level, device=args.device, precision=args.precision, tile=args.tile)
-        except AFMSRError as exc:
-            named = isinstance(exc, AFMFileError) and exc.path is not None
-            print(f"afm-sr: error: {exc}" if named else f"afm-sr: error: {path}: {exc}", file=sys.stderr)
+            res = check_gain(read(path, args.channel, args.pixel_size, args.z_unit, args.memory_limit), args.scale,
+                             model, level_plane=args.level, device=args.device, precision=args.precision,
+                             tile=args.tile, memory_limit=args.memory_limit)
+        except (AFMSRError, MemoryError) as exc:
+            print(_error_line(exc, path), file=sys.stderr)
             failed += 1
             continue
         pixels = f"{res.shape[1]}x{res.shape[0]}"
@@ -280,6 +322,16 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _gains(text: str) -> dict[int, dict[str, float]]:
+    """Measured gains as JSON, checked: scales 2/4/8 mapping to ``{"psnr": dB, "ssim": delta}`` (argparse type)."""
+    from afm_sr.infer import check_gains
+
+    try:
+        return check_gains(_json_object(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Write the checkpoint's weights as .safetensors with architecture, gains and notes."""
     from afm_sr.infer import export_weights
@@ -295,7 +347,7 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("export", help="turn a train.py checkpoint into .safetensors weights")
     parser.add_argument("checkpoint", help="a train.py checkpoint (.ckpt) or weights file")
     parser.add_argument("output", help="the .safetensors file to write")
-    parser.add_argument("--gains", type=_json_object, default=None,
+    parser.add_argument("--gains", type=_gains, default=None,
                         help="measured gain over bicubic per scale as JSON, e.g. "
                              "'{\"2\": {\"psnr\": 0.5, \"ssim\": 0.01}}'; enhance warns where it is not positive")
     parser.add_argument("--notes", type=_json_object, default=None,
@@ -311,7 +363,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_info, add
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the top-level parser with every subcommand in SUBCOMMANDS."""
-    parser = argparse.ArgumentParser(prog="afm-sr", description="Super-resolution for AFM height maps.")
+    parser = Parser(prog="afm-sr", description="Super-resolution for AFM height maps.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
@@ -320,16 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``afm-sr`` console script; returns the exit code."""
+    """Entry point of the ``afm-sr`` console script; returns the exit code.
+
+    Errors print one ``afm-sr: error:`` line (exit 2); SIGINT/SIGTERM stop the run through its cleanup (no
+    partial output is left) with one line and exit code 130/143.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="afm-sr: %(levelname)s: %(message)s")
     try:
-        return args.func(args)
-    except AFMSRError as exc:
+        with stop_on_signals():
+            return args.func(args)
+    except Interrupted as exc:
+        print(f"afm-sr: error: {exc}; outputs finished before it are complete, no partial file was left",
+              file=sys.stderr)
+        return exc.exit_code
+    except (AFMSRError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"afm-sr: error: {exc}", file=sys.stderr)
+        print(_error_line(exc), file=sys.stderr)
         return EXIT_ERROR
 
 

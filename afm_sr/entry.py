@@ -19,12 +19,13 @@ import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import WandbLogger
 
 from afm_sr.callbacks import AtomicCheckpointIO
 from afm_sr.data.prepare import Prepared
-from afm_sr.errors import AFMSRError, ConfigError
+from afm_sr.errors import AFMSRError, ConfigError, Interrupted, stop_on_signals
 from afm_sr.models.checkpoint import build_network, read_checkpoint
 from afm_sr.report import paired_comparison, summarize, write_table1
 from afm_sr.report.figures import Example, example_figures, gain_bars, save_png
@@ -107,6 +108,18 @@ def output_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir)
 
 
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a checkpoint file (a folder, or nothing there), with what to give instead; else None."""
+    if path.is_dir():
+        found = [p for folder in (path, path / "checkpoints") for p in sorted(folder.glob("*.ckpt"))]
+        return "is a folder, not a checkpoint file; " + (f"give a file in it, e.g. {found[0]}" if found else
+                                                          "give a .ckpt file written by train.py")
+    if not path.is_file():
+        return ("no such checkpoint file; give a checkpoint written by train.py "
+                "(outputs/<run>/checkpoints/last.ckpt or best.ckpt)")
+    return None
+
+
 def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path) -> DictConfig:
     """A copy of ``cfg`` whose ``model`` is the network ``ckpt`` records (ConfigError naming it if unusable).
 
@@ -114,18 +127,14 @@ def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path) -> DictC
     Lightning sees it, so a missing, foreign, pickled or mismatched file is one clear line, and a user never
     repeats the ``model.*`` settings a checkpoint was trained with.
     """
-    if ckpt.is_dir():
-        raise ConfigError(f"{name}={ckpt} is a folder; give a checkpoint file written by train.py "
-                          "(outputs/<run>/checkpoints/last.ckpt or best.ckpt)")
+    problem = _checkpoint_problem(ckpt)
+    if problem:
+        raise ConfigError(f"{name}={ckpt}: {problem}")
     try:
-        weights = read_checkpoint(ckpt) if ckpt.is_file() else None
-        if weights is not None:
-            build_network(weights)
+        weights = read_checkpoint(ckpt)
+        build_network(weights)
     except AFMSRError as err:
         raise ConfigError(f"{name}: {err}") from err
-    if weights is None:
-        raise ConfigError(f"{name}={ckpt}: no such checkpoint file; give a checkpoint written by train.py "
-                          "(outputs/<run>/checkpoints/last.ckpt or best.ckpt)")
     out = cfg.copy()
     with open_dict(out):
         out.model = OmegaConf.create(weights.record.as_config())
@@ -167,9 +176,11 @@ def checkpoints(cfg: DictConfig) -> dict[str, Path]:
                           "'checkpoints={mono: a.ckpt, multi: b.ckpt}'")
     if "bicubic" in named:
         raise ConfigError("checkpoints: 'bicubic' is the baseline's name; call the model something else")
-    missing = [f"{name}={path}" for name, path in named.items() if not Path(str(path)).is_file()]
-    if missing:
-        raise ConfigError(f"checkpoint file(s) not found: {', '.join(missing)}")
+    key = "ckpt_path" if cfg.get("ckpt_path") else "checkpoints.{}"
+    problems = [f"{key.format(name)}={path}: {_checkpoint_problem(Path(str(path)))}" for name, path in named.items()
+                if _checkpoint_problem(Path(str(path)))]
+    if problems:
+        raise ConfigError("; ".join(problems))
     return {str(name): Path(str(path)) for name, path in named.items()}
 
 
@@ -253,15 +264,42 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             for r in summarize(records) for m in ("psnr", "ssim")}
 
 
+def _reason(err: BaseException) -> str:
+    """One line saying what is wrong: afm-sr's own message, not Hydra's 'Error in call to target' wrapper."""
+    cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ is not None else err
+    if isinstance(cause, MisconfigurationException):
+        return f"trainer: {cause}"
+    if isinstance(cause, MemoryError):
+        return f"out of memory ({cause or 'no details'}); use smaller images, batches or a smaller model"
+    if cause is not err and not isinstance(cause, AFMSRError):  # a bad argument to some _target_
+        return f"{' '.join(str(err).splitlines()[:1])} {type(cause).__name__}: {cause}"
+    return " ".join(str(cause).split())
+
+
+def _resume_hint(cfg: DictConfig) -> str:
+    """How to go on after an interruption: the run's last checkpoint, if it wrote one."""
+    last = next(output_dir(cfg).rglob("last.ckpt"), None)
+    return f"resume with ckpt_path={last}" if last else "no checkpoint was written yet"
+
+
 def run(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
-    """Run ``task`` turning afm-sr's own errors into one clear line and exit code 2 (no traceback)."""
+    """Run ``task`` turning afm-sr's own errors into one clear line and exit code 2 (no traceback).
+
+    SIGINT/SIGTERM stop it through its cleanup (checkpoints are written atomically, temp files removed) with
+    one line and exit code 130/143; ``ckpt_path=<run>/checkpoints/last.ckpt`` resumes it.
+    """
     if cfg.get("print_config"):
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
     with open_dict(cfg):
         cfg.paths.output_dir = str(cfg.paths.output_dir)
     try:
-        return task(cfg)
-    except (AFMSRError, FloatingPointError, InstantiationException) as err:
-        log.error("%s", err)
-        print(f"afm-sr: error: {err}", file=sys.stderr)
+        with stop_on_signals():
+            return task(cfg)
+    except Interrupted as err:
+        print(f"afm-sr: error: {err}; {_resume_hint(cfg)}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except (AFMSRError, FloatingPointError, InstantiationException, MisconfigurationException, MemoryError) as err:
+        reason = _reason(err)
+        log.error("%s", reason)
+        print(f"afm-sr: error: {reason}", file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from afm_sr.errors import InputError
+from afm_sr.io.heightmap import value_problem
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,10 @@ def check_heights(heights: np.ndarray, what: str = "height map", min_size: int =
     if not np.issubdtype(a.dtype, np.number) or np.issubdtype(a.dtype, np.complexfloating):
         raise InputError(f"{what}: heights must be real numbers, got dtype {a.dtype}")
     a = a.astype(np.float64)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise InputError(f"{what}: {int(bad.sum())} of {a.size} heights are NaN or Inf; "
-                         "fill or crop them (e.g. in Gwyddion) before using afm-sr")
+    problem = value_problem(a, float32=True)  # the network computes in float32
+    if problem:
+        raise InputError(f"{what}: {problem.replace('values', 'heights')}; fill or crop bad values (e.g. in "
+                         "Gwyddion), or rescale the data, before using afm-sr")
     if np.ptp(a) == 0:
         raise InputError(f"{what}: the image is constant ({a.flat[0]!r} everywhere); nothing to resolve")
     return a

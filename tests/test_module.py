@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from afm_sr.errors import ConfigError
+from afm_sr.errors import AFMFileError, ConfigError
 from afm_sr.models import VDSR
 from afm_sr.module import SRModule
 
@@ -92,7 +92,7 @@ def test_atomic_checkpoint_io_replaces_in_one_step(tmp_path, monkeypatch):
         raise OSError("killed mid-save")
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", write_half_then_die)
-    with pytest.raises(OSError):
+    with pytest.raises(AFMFileError, match=r"last\.ckpt: could not write it .*killed mid-save"):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, target)
     assert target.read_bytes() == before  # the good checkpoint is untouched
     assert torch.load(target, weights_only=True)["state_dict"]["w"].sum() == 2

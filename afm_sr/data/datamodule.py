@@ -71,9 +71,11 @@ class AFMDataModule(pl.LightningDataModule):
             raise ConfigError(f"scales {list(scales)}: each must be one of {list(SUPPORTED_SCALES)}")
         if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or min(split) < 0:
             raise ConfigError(f"dataset.split must be three fractions summing to 1, got {list(split)}")
-        if patch_size < 2 * max(scales) or batch_size < 1 or patches_per_epoch < 1:
-            raise ConfigError("dataset: need patch_size >= 2 x the largest scale, batch_size >= 1, "
-                              "patches_per_epoch >= 1")
+        wrong = [f"dataset.{name} must be >= {least}, got {value}" for name, value, least in (  # patch: 2 x scale
+            ("patch_size", patch_size, 2 * max(scales)), ("batch_size", batch_size, 1),
+            ("patches_per_epoch", patches_per_epoch, 1)) if value < least]
+        if wrong:
+            raise ConfigError("; ".join(wrong))
         self.materials = dict(materials)
         self.degradation = degradation
         self.scales = [int(s) for s in scales]

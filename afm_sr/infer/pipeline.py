@@ -9,16 +9,20 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from afm_sr.degrade import BicubicDegradation, check_scale, degrade, imresize, modcrop
-from afm_sr.errors import InputError
-from afm_sr.infer.tiling import Progress, tiled_sr
+from afm_sr.errors import AFMFileError, InputError
+from afm_sr.infer.tiling import Progress, exact_margin, resolve_tile, tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
+from afm_sr.io.budget import format_size, reserve
+from afm_sr.io.heightmap import check_pixel_size, value_problem
 from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
 from afm_sr.preprocess import fit_normalization, level
@@ -30,6 +34,15 @@ PRECISIONS = {"32": torch.float32, "bf16": torch.bfloat16}
 DEFAULT_TILE = "auto"
 #: Tiles per forward pass when none is asked for: batching pays on a GPU; on a CPU it only costs memory.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8}
+#: Memory estimates (bytes per pixel, checked against ``afm_sr.io.budget``; measured on CPU with ru_maxrss):
+#: float64 arrays made from the input (heights, leveled, z-scored, clipped, the bicubic base per tile),
+INPUT_BYTES = 48
+#: the float64 result per output pixel,
+OUTPUT_BYTES = 8
+#: float32 activations per tile pixel and channel of the widest layer (a layer's input, output and the next),
+ACTIVATION_BYTES = 12
+#: and check_gain's SSIM: torchmetrics' 11x11 Gaussian convolution of 5 float64 maps for 2 images per HR pixel.
+SSIM_BYTES = 2 * 5 * 11 * 11 * 8
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -73,19 +86,55 @@ def _check_scale_for(model: SRModel, scale: int, shape: tuple[int, int]) -> int:
 
 
 def _as_heightmap(image: HeightMap | np.ndarray, pixel_size: tuple[float, float] | float | None) -> HeightMap:
-    """A HeightMap from a HeightMap or a 2-D array (pixel size 1 m per pixel where none is given)."""
+    """A HeightMap from a HeightMap or a real 2-D array (pixel size 1 m per pixel where none is given)."""
     if pixel_size is not None:
-        pixel_size = (float(pixel_size), float(pixel_size)) if np.isscalar(pixel_size) else (
-            float(pixel_size[0]), float(pixel_size[1]))  # type: ignore[index]
+        try:
+            pixel_size = check_pixel_size(pixel_size)
+        except (ValueError, TypeError) as exc:
+            raise InputError(str(exc)) from None
     if isinstance(image, HeightMap):
         return image if pixel_size is None else image.with_data(image.data, pixel_size)
     array = np.asarray(image)
     if array.ndim != 2:
         raise InputError(f"expected a 2-D height map, got an array of shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise InputError(f"heights must be real numbers, got dtype {array.dtype}")
     hm = HeightMap(array, pixel_size or (1.0, 1.0), channel="array")
     if pixel_size is None:
         hm.metadata["pixel_size_unknown"] = True
     return hm
+
+
+def _reserve_memory(what: str, image_px: int, tile_px: int, per_image_px: int, model: SRModel, batch: int,
+                    memory_limit: int | str | None) -> None:
+    """Refuse (InputError naming the size and how to raise the limit) work whose arrays would pass the limit.
+
+    ``per_image_px`` bytes for each of ``image_px`` pixels, plus the activations of ``batch`` tiles of ``tile_px``.
+    """
+    widest = max((m.out_channels for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)), default=1)
+    reserve(image_px * per_image_px + batch * tile_px * ACTIVATION_BYTES * widest, what, limit=memory_limit)
+
+
+@contextmanager
+def _out_of_memory_as_input_error() -> Iterator[None]:
+    """An allocation that fails anyway (memory taken by others, a GPU's own memory) becomes one clear InputError."""
+    try:
+        yield
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"out of memory ({first}); use a smaller --tile or free memory") from exc
+
+
+def _checked_result(result: np.ndarray, model: SRModel) -> np.ndarray:
+    """``result`` if every value is finite and float32-representable; an error naming the likely cause otherwise."""
+    problem = value_problem(result, float32=True)
+    if problem is None:
+        return result
+    broken = sum(int((~torch.isfinite(p)).sum()) for p in model.net.parameters())
+    if broken:
+        raise AFMFileError(model.info.source, f"{broken} of the model's weights are NaN or Inf (a diverged "
+                                              "training?); use another checkpoint")
+    raise InputError(f"the result is not usable: {problem}")
 
 
 def _prepared_net(model: SRModel, device: str | torch.device, precision: str | int
@@ -103,7 +152,8 @@ def _prepared_net(model: SRModel, device: str | torch.device, precision: str | i
 def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
             pixel_size: tuple[float, float] | float | None = None, level_plane: bool = False,
             device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
-            batch: int | None = None, progress: Progress | None = None) -> HeightMap:
+            batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None
+            ) -> HeightMap:
     """Super-resolve a height map by ``scale`` with the model and return it in the input's units and scan size.
 
     The network sees what it saw in training: the input (optionally plane-leveled) clipped to its
@@ -140,21 +190,34 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         Tiles per forward pass (default: 1 on a CPU, 8 on a GPU).
     progress : callable, optional
         ``progress(done, total)`` after each batch of tiles.
+    memory_limit : int or str, optional
+        Bytes (or ``"4G"``) the result and the work arrays may take; default ``$AFM_SR_MEMORY_LIMIT`` or half
+        the available memory (``afm_sr.io.budget``). Checked before anything of that size is allocated.
 
-    Warns (logging) where the model's metadata says it does not beat bicubic at this scale.
+    Raises InputError for heights that are NaN/Inf or beyond float32, work over the memory limit, or a result
+    that is not finite (AFMFileError naming the model where its weights are NaN/Inf). Warns (logging) where the
+    model's metadata says it does not beat bicubic at this scale.
     """
     hm = _as_heightmap(image, pixel_size)
     sr = load_model(model)
     s = _check_scale_for(sr, scale, hm.shape)
+    (ny, nx), (out_y, out_x) = hm.shape, (hm.shape[0] * s, hm.shape[1] * s)
+    batch = batch or DEFAULT_BATCH[resolve_device(device).type]
+    tile = resolve_tile(tile, exact_margin(sr.net, s), s)
+    _reserve_memory(f"the x{s} result of a {nx}x{ny} px image ({out_x}x{out_y} px, "
+                    f"{format_size(OUTPUT_BYTES * out_y * out_x)}) with its work arrays", ny * nx,
+                    min(tile or out_y, out_y) * min(tile or out_x, out_x), INPUT_BYTES + OUTPUT_BYTES * s * s, sr,
+                    batch, memory_limit)
     warning = sr.info.gain_warning(s)
     if warning:
         log.warning(warning)
     heights = level(hm.data) if level_plane else hm.data
     norm = fit_normalization(heights)
     net, dev, dtype = _prepared_net(sr, device, precision)
-    out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile,
-                   batch=batch or DEFAULT_BATCH[dev.type], device=dev, dtype=dtype, progress=progress)
-    result = hm.with_data(out, (hm.pixel_size[0] / s, hm.pixel_size[1] / s))
+    with _out_of_memory_as_input_error():
+        out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile, batch=batch,
+                       device=dev, dtype=dtype, progress=progress)
+    result = hm.with_data(_checked_result(out, sr), (hm.pixel_size[0] / s, hm.pixel_size[1] / s))
     result.metadata.update({"afm_sr_scale": s, "afm_sr_model": sr.info.source, "afm_sr_leveled": level_plane,
                             "afm_sr_precision": str(precision)})
     return result
@@ -186,18 +249,24 @@ class GainResult:
 def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
                level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32",
                tile: int | str | None = DEFAULT_TILE, batch: int | None = None,
-               progress: Progress | None = None) -> GainResult:
+               progress: Progress | None = None, memory_limit: int | str | None = None) -> GainResult:
     """Degrade a high-resolution scan as in the paper, restore it with bicubic and the model, and score both.
 
     The scan is (optionally leveled,) clipped to its 2.5..97.5th percentile and z-scored, cropped to a
     multiple of ``scale``, bicubic-downscaled by ``scale`` and restored to its size by bicubic and by the
     model. PSNR/SSIM use the ``range01`` convention (the HR's clipped range mapped to [0, 1]) with a border
-    of ``scale`` pixels, through the same code as training and ``eval.py``.
+    of ``scale`` pixels, through the same code as training and ``eval.py``. ``memory_limit`` as in ``enhance``
+    (SSIM alone takes about 10 kB per pixel of the scan).
     """
     hm = _as_heightmap(image, None)
     sr = load_model(model)
+    s = _check_scale_for(sr, scale, hm.shape)
+    ny, nx = hm.shape
+    batch = batch or DEFAULT_BATCH[resolve_device(device).type]
+    tile = resolve_tile(tile, exact_margin(sr.net, s), s)
+    _reserve_memory(f"measuring the gain on a {nx}x{ny} px image", ny * nx, min(tile or ny, ny) * min(tile or nx, nx),
+                    INPUT_BYTES + SSIM_BYTES, sr, batch, memory_limit)
     heights = level(hm.data) if level_plane else hm.data
-    s = _check_scale_for(sr, scale, heights.shape)
     norm = fit_normalization(heights)
     hr = modcrop(torch.from_numpy(norm.apply(heights)), s)
     if min(hr.shape) < 2 * s:
@@ -205,13 +274,14 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     lr, bicubic = degrade(BicubicDegradation(), hr, s)
     net, dev, dtype = _prepared_net(sr, device, precision)
     lr_np = lr.numpy()
-    restored = torch.from_numpy(tiled_sr(net, lr_np.astype(np.float32), lr_np, s, 1.0, tile=tile,
-                                         batch=batch or DEFAULT_BATCH[dev.type], device=dev, dtype=dtype,
-                                         progress=progress))
-    spec = MetricSpec("range01")
-    z_range = torch.tensor([norm.z_range], dtype=torch.float64)
-    preds = torch.stack([bicubic, restored])[:, None]
-    psnr, ssim = psnr_ssim(preds, hr.expand_as(preds[:, 0])[:, None], s, spec, z_range.expand(2, 2))
+    with _out_of_memory_as_input_error():
+        restored = torch.from_numpy(_checked_result(tiled_sr(
+            net, lr_np.astype(np.float32), lr_np, s, 1.0, tile=tile, batch=batch, device=dev, dtype=dtype,
+            progress=progress), sr))
+        spec = MetricSpec("range01")
+        z_range = torch.tensor([norm.z_range], dtype=torch.float64)
+        preds = torch.stack([bicubic, restored])[:, None]
+        psnr, ssim = psnr_ssim(preds, hr.expand_as(preds[:, 0])[:, None], s, spec, z_range.expand(2, 2))
     return GainResult(s, (int(hr.shape[0]), int(hr.shape[1])), float(psnr[0]), float(ssim[0]), float(psnr[1]),
                       float(ssim[1]), spec.convention)
 

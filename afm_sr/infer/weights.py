@@ -6,6 +6,7 @@ The file formats themselves live in ``afm_sr.models.checkpoint`` (their one owne
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,8 +16,9 @@ from typing import Any
 
 from safetensors.torch import save_file
 
-from afm_sr.errors import AFMFileError
-from afm_sr.io import write_atomically
+from afm_sr.degrade import SUPPORTED_SCALES
+from afm_sr.errors import AFMFileError, InputError
+from afm_sr.io import check_destination, write_atomically
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import FORMAT_TAG, RECORD_VERSION, RESERVED, ArchRecord, build_network, read_weights
 
@@ -98,16 +100,18 @@ def load_model(model: PathLike | SRModel = "default") -> SRModel:
     return SRModel(build_network(weights), info)
 
 
-def parse_gains(gains: Mapping[Any, Any], where: PathLike) -> dict[int, dict[str, float]]:
-    """``{2: {"psnr": dB, "ssim": delta}}`` checked: scales the model knows, finite floats (AFMFileError)."""
-    try:
-        parsed = {int(s): {str(k): float(v) for k, v in g.items()} for s, g in gains.items()}
-    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise AFMFileError(where, f"gains must map a scale to {{'psnr': dB, 'ssim': delta}}, got {gains!r}") from exc
-    bad = [s for s, g in parsed.items() if not g or set(g) - {"psnr", "ssim"}
-           or not all(abs(v) < 1e3 for v in g.values())]
-    if bad:
-        raise AFMFileError(where, f"gains for scale(s) {bad} must hold finite 'psnr' and/or 'ssim' numbers only")
+def check_gains(gains: Mapping[Any, Any]) -> dict[int, dict[str, float]]:
+    """``{scale: {"psnr": dB, "ssim": delta}}``, scales 2/4/8, finite numbers; ValueError saying what is wrong."""
+    example = '{"2": {"psnr": 0.5, "ssim": 0.01}}'
+    parsed = {}
+    for scale, gain in gains.items():
+        if str(scale) not in {str(s) for s in SUPPORTED_SCALES}:
+            raise ValueError(f"gains: {scale!r} is not a scale; the keys are 2, 4 or 8, e.g. {example}")
+        if not isinstance(gain, Mapping) or set(gain) != {"psnr", "ssim"}:
+            raise ValueError(f"gains[{scale!r}] must be {{\"psnr\": dB, \"ssim\": delta}}, got {gain!r}")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in gain.values()):
+            raise ValueError(f"gains[{scale!r}]: psnr and ssim must be finite numbers, got {gain!r}")
+        parsed[int(scale)] = {k: float(v) for k, v in gain.items()}
     return parsed
 
 
@@ -124,22 +128,27 @@ def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapp
     extra_metadata : mapping, optional
         Free-form notes stored as strings (non-strings as JSON), e.g. data, steps, licences.
     gains : mapping, optional
-        Measured gain over bicubic per scale, ``{2: {"psnr": 0.8, "ssim": 0.004}, ...}``; ``enhance`` warns
-        where the PSNR gain is not positive. Defaults to the gains the input file already carries.
+        Measured gain over bicubic per scale, ``{2: {"psnr": 0.8, "ssim": 0.004}, ...}`` (``check_gains``);
+        ``enhance`` warns where the PSNR gain is not positive. Defaults to the gains the input file already carries.
     overwrite : bool
         Replace an existing ``out_path``.
+
+    Raises AFMFileError (OutputExistsError where ``out_path`` exists) and InputError for unusable ``gains``.
     """
     src = load_model(ckpt_path)
     out = Path(out_path)
-    if out.exists() and not overwrite:
-        raise AFMFileError(out, "the file exists; pass overwrite=True (afm-sr export --force) to replace it")
-    if not out.parent.is_dir():
-        raise AFMFileError(out, f"the folder {out.parent} does not exist")
+    check_destination(out, overwrite)
     clash = sorted(set(extra_metadata or {}) & set(RESERVED))
     if clash:
         raise AFMFileError(out, f"extra_metadata may not set the reserved keys {clash}")
     info = src.info
-    chosen = info.gains if gains is None else parse_gains(gains, out)
+    try:
+        chosen = info.gains if gains is None else check_gains(gains)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if set(chosen) - set(info.scales):
+        raise InputError(f"gains for scales {sorted(set(chosen) - set(info.scales))}, but the model was trained "
+                         f"for {list(info.scales)}")
     meta = {**info.extra,
             **{k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra_metadata or {}).items()},
             "format": FORMAT_TAG, "version": str(RECORD_VERSION), "target": info.record.target,

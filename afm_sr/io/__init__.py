@@ -1,9 +1,9 @@
 """Reading and writing AFM files as HeightMap objects (meters, pixel size, channel, metadata)."""
 
-from afm_sr.io.api import ChannelInfo, FileInfo, describe, list_channels, read, write
+from afm_sr.io.api import ChannelInfo, FileInfo, describe, list_channels, read, reserve_write, write
 from afm_sr.io.formats import FORMATS, Format
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.writers import WRITERS, write_atomically
+from afm_sr.io.writers import WRITERS, check_destination, write_atomically
 
 __all__ = [
            "FORMATS",
@@ -12,9 +12,11 @@ __all__ = [
            "FileInfo",
            "Format",
            "HeightMap",
+           "check_destination",
            "describe",
            "list_channels",
            "read",
+           "reserve_write",
            "write",
            "write_atomically",
 ]

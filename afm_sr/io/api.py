@@ -15,21 +15,23 @@ from typing import TypeVar
 
 import numpy as np
 
-from afm_sr.errors import AFMFileError
+from afm_sr.errors import AFMFileError, InputError
 from afm_sr.io import writers
+from afm_sr.io.budget import memory_budget, reserve
 from afm_sr.io.channels import find_height, pick
 from afm_sr.io.formats import Format, detect
-from afm_sr.io.heightmap import HeightMap
+from afm_sr.io.heightmap import HeightMap, check_pixel_size, value_problem
 from afm_sr.io.readers._common import Hints
 
 T = TypeVar("T")
 PathLike = str | os.PathLike
+PixelSize = tuple[float, float] | float | None
+MemoryLimit = int | str | None
 #: The smallest image afm-sr accepts from a file (one pixel per side cannot be leveled or upscaled).
 MIN_SIDE = 2
 
 
 _READ_HINT = "is the file complete and of the format its name says?"
-_WRITE_HINT = "is the folder writable and is there space left on the disk?"
 
 
 def _guarded(path: Path, what: str, action: Callable[[], T], hint: str = _READ_HINT) -> T:
@@ -64,16 +66,27 @@ def _existing_file(path: PathLike) -> Path:
     return p
 
 
-def _load(path: PathLike, pixel_size: tuple[float, float] | float | None, z_unit: str | None
+def _user_pixel_size(pixel_size: PixelSize) -> tuple[float, float] | None:
+    """The caller's pixel size as ``(dx, dy)``, or InputError unless it is finite and 1 pm .. 1 mm."""
+    if pixel_size is None:
+        return None
+    try:
+        return check_pixel_size(pixel_size)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise InputError(str(exc)) from None
+
+
+def _load(path: PathLike, pixel_size: tuple[float, float] | None, z_unit: str | None, memory_limit: MemoryLimit
           ) -> tuple[Path, Format, list[HeightMap]]:
-    """Detect the format and read every channel of the file."""
+    """Detect the format and read every channel of the file, all of them within one memory budget.
+
+    NumPy's floating-point warnings while decoding (a damaged header's scale overflowing, Inf x 0) are silenced:
+    the values they make are NaN/Inf, which ``read`` refuses in one clear error instead.
+    """
     p = _existing_file(path)
-    if pixel_size is not None:
-        pixel_size = (float(pixel_size), float(pixel_size)) if np.isscalar(pixel_size) else (
-            float(pixel_size[0]), float(pixel_size[1]))  # type: ignore[index]
     fmt = _guarded(p, "detect the format", lambda: detect(p))
-    maps = _guarded(p, f"read it as {fmt.name} (via {fmt.library})",
-                    lambda: fmt.read(p, Hints(pixel_size, z_unit)))  # type: ignore[arg-type]
+    with memory_budget(memory_limit), np.errstate(all="ignore"):
+        maps = _guarded(p, f"read it as {fmt.name} (via {fmt.library})", lambda: fmt.read(p, Hints(pixel_size, z_unit)))
     if not maps:
         raise AFMFileError(p, f"no image found in this {fmt.name} file")
     return p, fmt, maps
@@ -92,8 +105,8 @@ def _checked(path: Path, hm: HeightMap) -> HeightMap:
     return hm
 
 
-def read(path: PathLike, channel: str | None = None, pixel_size: tuple[float, float] | float | None = None,
-         z_unit: str | None = None) -> HeightMap:
+def read(path: PathLike, channel: str | None = None, pixel_size: PixelSize = None, z_unit: str | None = None,
+         memory_limit: MemoryLimit = None) -> HeightMap:
     """Read one channel of an AFM file as a HeightMap in meters (the height channel unless ``channel``).
 
     Parameters
@@ -106,22 +119,28 @@ def read(path: PathLike, channel: str | None = None, pixel_size: tuple[float, fl
         (dx, dy) or one value, in meters, for formats that do not store it (text, bare .npy).
     z_unit : str, optional
         Unit of the values for formats that do not store it (default meters), e.g. ``"nm"``.
+    memory_limit : int or str, optional
+        Bytes (or ``"4G"``) the decoded channels may take; default ``$AFM_SR_MEMORY_LIMIT`` or half the
+        available memory (``afm_sr.io.budget``).
 
     Raises
     ------
     AFMFileError
-        For a missing, empty, truncated, unknown or unusable file, naming the file and the fix.
+        For a missing, empty, truncated, unknown or unusable file, or one that would decompress past the
+        memory limit, naming the file and the fix.
+    InputError
+        For a pixel size that is not finite or not within 1 pm .. 1 mm.
     """
-    p, fmt, maps = _load(path, pixel_size, z_unit)
+    p, fmt, maps = _load(path, _user_pixel_size(pixel_size), z_unit, memory_limit)
     hm = _checked(p, pick(maps, channel, p))
     hm.metadata.setdefault("format", fmt.name)
     return hm
 
 
-def list_channels(path: PathLike) -> list[str]:
+def list_channels(path: PathLike, memory_limit: MemoryLimit = None) -> list[str]:
     """Names of every channel the file holds, in file order (what ``read(channel=...)`` accepts)."""
     # Names do not depend on scale: dummy pixel size and unit let bare arrays and matrices list too.
-    return [hm.channel for hm in _load(path, pixel_size=1.0, z_unit="m")[2]]
+    return [hm.channel for hm in _load(path, (1.0, 1.0), "m", memory_limit)[2]]
 
 
 @dataclass(frozen=True)
@@ -154,10 +173,10 @@ def _channel_info(hm: HeightMap) -> ChannelInfo:
     return ChannelInfo(hm.channel, hm.z_unit, hm.shape, hm.scan_size)
 
 
-def describe(path: PathLike, channel: str | None = None,
-             pixel_size: tuple[float, float] | float | None = None, z_unit: str | None = None) -> FileInfo:
+def describe(path: PathLike, channel: str | None = None, pixel_size: PixelSize = None, z_unit: str | None = None,
+             memory_limit: MemoryLimit = None) -> FileInfo:
     """Format, every channel (name, unit, pixels, scan size), and the range of the channel ``read`` takes."""
-    p, fmt, maps = _load(path, pixel_size, z_unit)
+    p, fmt, maps = _load(path, _user_pixel_size(pixel_size), z_unit, memory_limit)
     chosen = find_height(maps) if channel is None else pick(maps, channel, p)
     if chosen is None:
         return FileInfo(p, fmt.name, [_channel_info(m) for m in maps], None, None)
@@ -166,21 +185,39 @@ def describe(path: PathLike, channel: str | None = None,
                     (float(hm.data.min()), float(hm.data.max())))
 
 
-def write(hm: HeightMap, path: PathLike, overwrite: bool = False) -> Path:
+def reserve_write(path: PathLike, shape: tuple[int, int], memory_limit: MemoryLimit = None) -> None:
+    """Refuse (AFMFileError) to write a ``shape`` float64 map to ``path`` if it and the writer's copies pass the limit.
+
+    ``write`` checks this itself; the CLI also calls it before enhancing, so no work is done for an unwritable result.
+    """
+    p = Path(path)
+    extra = writers.EXTRA_BYTES.get(p.suffix.lower())
+    if extra is not None:
+        ny, nx = shape
+        reserve(ny * nx * (8 + extra), f"writing a {nx}x{ny} px {p.suffix} file", p, memory_limit)
+
+
+def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: MemoryLimit = None) -> Path:
     """Write ``hm`` as .gwy, .tiff/.tif, .npy or Gwyddion-style .txt, atomically; returns the path.
+
+    Heights that are NaN/Inf (or beyond float32 for .tiff/.npy) are never written, and the writer's own copies
+    of the data are checked against the memory limit (``memory_limit`` as in ``read``) first.
 
     Raises
     ------
     AFMFileError
-        If the suffix is not writable, the file exists and ``overwrite`` is false, or writing fails.
+        If the suffix is not writable, the file exists and ``overwrite`` is false (OutputExistsError), the
+        folder is missing or is a file, the heights cannot be stored, or writing fails.
     """
     p = Path(path)
-    writer = writers.WRITERS.get(p.suffix.lower())
+    suffix = p.suffix.lower()
+    writer = writers.WRITERS.get(suffix)
     if writer is None:
         raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
-    if p.exists() and not overwrite:
-        raise AFMFileError(p, "the file exists; pass overwrite=True (CLI: --force) to replace it")
-    if not p.parent.is_dir():
-        raise AFMFileError(p, f"the folder {p.parent} does not exist; create it first")
-    _guarded(p, "write it", lambda: writer(hm, p, overwrite), _WRITE_HINT)
+    writers.check_destination(p, overwrite)
+    problem = value_problem(hm.data, float32=suffix in writers.FLOAT32_SUFFIXES)
+    if problem:
+        raise AFMFileError(p, f"not written: {problem}")
+    reserve_write(p, hm.shape, memory_limit)
+    _guarded(p, "write it", lambda: writer(hm, p, overwrite), writers.WRITE_HINT)
     return p

@@ -8,6 +8,38 @@ from typing import Any
 
 import numpy as np
 
+#: Pixel sizes a user may give (meters): 1 pm to 1 mm spans every AFM scan; anything else is a typo or a unit slip.
+PIXEL_SIZE_RANGE = (1e-12, 1e-3)
+#: Largest magnitude float32 holds: the network computes in it, and .tiff/.npy store heights in it.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_pixel_size(value: tuple[float, float] | list[float] | float) -> tuple[float, float]:
+    """``(dx, dy)`` from one value or a pair in meters; ValueError unless each is finite and within 1 pm .. 1 mm."""
+    values = [float(v) for v in np.ravel(np.asarray(value, dtype=np.float64))]
+    if len(values) not in (1, 2):
+        raise ValueError(f"pixel size {value!r}: give one value or (dx, dy) in meters")
+    lo, hi = PIXEL_SIZE_RANGE
+    if not all(np.isfinite(v) and lo <= v <= hi for v in values):
+        raise ValueError(f"pixel size {', '.join(f'{v:g}' for v in values)} m is not a plausible AFM pixel size; "
+                         f"give one or two numbers (dx, dy) in meters between {lo:g} (1 pm) and {hi:g} (1 mm), e.g. "
+                         "1e-8 for 10 nm")
+    return (values[0], values[-1])
+
+
+def value_problem(data: np.ndarray, float32: bool = False) -> str | None:
+    """Why ``data`` cannot be used or stored (NaN/Inf, or beyond float32 where ``float32``), or None if it can.
+
+    Uses min/max only, so checking a large array allocates nothing of its size unless it is bad.
+    """
+    lo, hi = float(np.min(data)), float(np.max(data))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{int(np.count_nonzero(~np.isfinite(data)))} of {data.size} values are NaN or Inf"
+    peak = max(-lo, hi)
+    if float32 and peak > FLOAT32_MAX:
+        return f"values reach {peak:.3g}, beyond the float32 range (+-{FLOAT32_MAX:.3g})"
+    return None
+
 
 @dataclass
 class HeightMap:
@@ -31,6 +63,8 @@ class HeightMap:
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if np.iscomplexobj(self.data):  # a cast would silently drop the imaginary part
+            raise ValueError(f"HeightMap data must be real, got {np.asarray(self.data).dtype}")
         self.data = np.asarray(self.data, dtype=np.float64)
         if self.data.ndim != 2:
             raise ValueError(f"HeightMap data must be 2-D, got shape {self.data.shape}")

@@ -24,7 +24,8 @@ from scipy import ndimage
 
 from afm_sr.degrade import ScanDegradation, imresize
 from afm_sr.metrics import MetricSpec, psnr_ssim
-from afm_sr.models import VDSR
+from afm_sr.infer import load_model
+from afm_sr.models import SRNet
 from afm_sr.preprocess import fit_normalization
 from afm_sr.report.figures import panel_grid, profiles, save_png
 from afm_sr.report.registration import apply_shift, overlap, phase_correlation
@@ -32,15 +33,6 @@ from afm_sr.report.registration import apply_shift, overlap, phase_correlation
 REPO = Path(__file__).resolve().parents[2]
 LR_PX = 32
 SCALES = (2, 4, 8)
-
-
-def load_net(path: Path) -> VDSR:
-    """A VDSR with the weights of a train.py checkpoint (architecture from ckpt['afm_sr'], weights ``net.*``)."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    arch = ckpt["afm_sr"]
-    net = VDSR(arch["depth"], arch["width"], arch["channels"])
-    net.load_state_dict({k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
-    return net.eval()
 
 
 def true_surface(material: str, index: int, n_px: int, seed: int) -> tuple[np.ndarray, float]:
@@ -61,12 +53,12 @@ def scan(surface: np.ndarray, n_px: int, offset_px: tuple[float, float], scanner
 
 
 @torch.no_grad()
-def enhance(net: VDSR, lr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+def enhance(net: SRNet, lr: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(bicubic, model) upscaling of an LR scan in meters, in the network's z-scored units and back."""
     stats = fit_normalization(lr)
     z = torch.from_numpy(stats.apply(lr)).float()
-    up = imresize(z, size=(lr.shape[0] * scale, lr.shape[1] * scale))
-    out = net(up[None, None])[0, 0]
+    up = imresize(z, scale=scale)
+    out = net(z[None, None], scale)[0, 0]
     return stats.invert(up.numpy()), stats.invert(out.numpy())
 
 
@@ -84,7 +76,7 @@ def metrics(pred: np.ndarray, hr: np.ndarray, window: tuple[slice, slice]) -> tu
     return float(psnr[0]), float(ssim[0])
 
 
-def compare(net: VDSR, surface: np.ndarray, drift_frac: float, scanner: ScanDegradation, seed: int
+def compare(net: SRNet, surface: np.ndarray, drift_frac: float, scanner: ScanDegradation, seed: int
             ) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
     """Scan one area at 32 px and at 32*s px, enhance, register, measure; rows per scale and images for figures."""
     gen = torch.Generator().manual_seed(seed)
@@ -142,7 +134,7 @@ def to_markdown(rows: list[dict]) -> str:
 def main() -> None:
     """Parse arguments, compare on ``--areas`` areas, write results.md/.csv and the first area's figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ckpt", type=Path, required=True, help="a train.py checkpoint (best.ckpt)")
+    parser.add_argument("--ckpt", required=True, help="a train.py checkpoint, exported .safetensors, or 'default'")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--material", default="ceramic", help="a synthetic material of conf/material/")
     parser.add_argument("--areas", type=int, default=4, help="areas (images) of the material to scan")
@@ -153,7 +145,7 @@ def main() -> None:
     parser.add_argument("--drift-in-frame", type=float, default=1.0, help="drift within one frame, surface px")
     parser.add_argument("--seed", type=int, default=3)
     args = parser.parse_args()
-    net = load_net(args.ckpt)
+    net = load_model(args.ckpt).net
     scanner = ScanDegradation(args.line_noise, args.white_noise, args.drift_in_frame)
     rows = []
     for area in range(args.areas):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from rel_support import CliResult
+from rel_support import SAMPLE_PER_FORMAT, SAMPLES, CliResult
 
 
 @pytest.fixture
@@ -48,3 +48,13 @@ def no_root() -> Iterator[None]:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         pytest.skip("running as root: file permissions are not enforced, so a read-only folder cannot be made")
     yield
+
+
+@pytest.fixture(scope="module")
+def warm_readers() -> None:
+    """Read one sample per format first, so the readers' lazy imports do not count as allocations of a refusal."""
+    from afm_sr.io import read
+
+    for name in SAMPLE_PER_FORMAT.values():
+        if (SAMPLES / name).is_file():
+            read(SAMPLES / name)

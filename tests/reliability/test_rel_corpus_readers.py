@@ -19,7 +19,6 @@ import pytest
 from rel_support import (
     ALLOCATION_LIMIT,
     SAMPLE_PER_FORMAT,
-    SAMPLES,
     Refusal,
     refusal,
     sample,
@@ -216,14 +215,6 @@ UNUSABLE: list[tuple[str, Builder, str]] = [
      "cannot be heights in meters"),
     ("csv-without-pixel-size", scratch_file("matrix.csv", b"1e-9,2e-9\n3e-9,4e-9\n"), "does not say its pixel size"),
 ]
-
-
-@pytest.fixture(scope="module")
-def warm_readers() -> None:
-    """Read one sample per format first, so the readers' lazy imports do not count as allocations of a refusal."""
-    for name in SAMPLE_PER_FORMAT.values():
-        if (SAMPLES / name).is_file():
-            list_channels(SAMPLES / name)
 
 
 def _assert_clear(refused: Refusal, pattern: str, path: Path) -> None:

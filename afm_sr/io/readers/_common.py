@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -11,10 +13,13 @@ from types import ModuleType
 import numpy as np
 
 from afm_sr.errors import AFMFileError
+from afm_sr.io.budget import reserve
 from afm_sr.io.heightmap import HeightMap
 
 #: Largest image a header may announce; anything bigger is a corrupt header, refused before allocating.
 MAX_PIXELS = 2**28
+#: Bytes per value a read holds beside the decoded values: the float64 copy and its unit-scaled result.
+FLOAT64_COPIES = 16
 
 _PREFIX = {"": 1.0, "y": 1e-24, "z": 1e-21, "a": 1e-18, "f": 1e-15, "p": 1e-12, "n": 1e-9, "u": 1e-6,
            "µ": 1e-6, "μ": 1e-6, "~": 1e-6, "m": 1e-3, "c": 1e-2, "d": 1e-1, "k": 1e3, "M": 1e6, "G": 1e9}
@@ -55,6 +60,17 @@ def check_dims(path: Path, ny: int, nx: int, what: str = "header") -> None:
                                  "the file is probably corrupt")
 
 
+def reserve_decoded(path: Path, shape: Sequence[int], itemsize: int, what: str) -> None:
+    """Count an array about to be decompressed or decoded (plus afm-sr's float64 copies) against the memory budget.
+
+    Called before the decoding library allocates, so a small compressed file announcing gigabytes is refused
+    with the size and how to raise the limit (``afm_sr.io.budget``).
+    """
+    count = math.prod(int(n) for n in shape)
+    reserve(count * (int(itemsize) + FLOAT64_COPIES),
+            f"{what} ({'x'.join(str(int(n)) for n in shape)} values of {int(itemsize)} bytes, decoded)", path)
+
+
 def need_bytes(path: Path, available: int, needed: int) -> None:
     """Raise AFMFileError when the file holds fewer bytes than its header promises (truncated file)."""
     if available < needed:
@@ -64,7 +80,10 @@ def need_bytes(path: Path, available: int, needed: int) -> None:
 
 def scaled(data: np.ndarray, unit: str, pixel_size: tuple[float, float], channel: str, path: Path,
            metadata: dict | None = None) -> HeightMap:
-    """Wrap ``data`` given in ``unit`` converted to SI (e.g. nm -> m), keeping the base unit."""
+    """Wrap ``data`` given in ``unit`` converted to SI (e.g. nm -> m), keeping the base unit; refuse complex data."""
+    if np.iscomplexobj(data):
+        raise AFMFileError(path, f"channel {channel!r} holds complex numbers ({np.asarray(data).dtype}); heights "
+                                 "must be real: save the real part or the magnitude (numpy.real / numpy.abs) instead")
     factor, base = split_unit(unit)
     return HeightMap(np.asarray(data, dtype=np.float64) * factor, pixel_size, channel=channel,
                      z_unit=base, source=path, metadata=dict(metadata or {}))

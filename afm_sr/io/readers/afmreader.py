@@ -15,7 +15,7 @@ import numpy as np
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import MAX_PIXELS, Hints, lazy_import
+from afm_sr.io.readers._common import MAX_PIXELS, Hints, lazy_import, reserve_decoded
 
 _log = logging.getLogger(__name__)
 _NM = 1e-9
@@ -26,13 +26,18 @@ _TIMES_1E9 = {"height": "m", "measuredheight": "m", "amplitude": "m", "error": "
 
 
 def _check_h5_sizes(path: Path, handle: Any, h5py: ModuleType) -> None:
-    """Refuse datasets or a frame side that would make AFMReader allocate more than the file can hold."""
+    """Refuse datasets or a frame side that would make AFMReader allocate more than the file can hold.
+
+    Datasets may be gzip-compressed: each one's decompressed size is counted against the memory budget.
+    """
     datasets = []
     handle.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
     big = next((d for d in datasets if d.size > MAX_PIXELS), None)
     if big is not None:
         raise AFMFileError(path, f"dataset {big.name} announces {big.shape} values, which cannot be right; the "
                                  "file is probably corrupt")
+    for d in datasets:
+        reserve_decoded(path, d.shape, d.dtype.itemsize, f"dataset {d.name}")
     longest = max((d.shape[0] for d in datasets if d.ndim == 2), default=0)
     for group in (handle, *(handle[k] for k in handle if isinstance(handle[k], h5py.Group))):
         side = int(group.attrs.get(_H5_SIDE_ATTR, 0))

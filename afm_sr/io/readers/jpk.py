@@ -20,7 +20,7 @@ import tifffile
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, reserve_decoded, split_unit
 from afm_sr.io.readers.tiff import intact_tiff
 
 #: Thumbnail-page tags: scan size (m) along the fast and the slow axis.
@@ -93,6 +93,7 @@ def _heightmap(path: Path, page: tifffile.TiffPage, name: str, scan_size: tuple[
     """One channel page: raw values through its default calibration, rows flipped to top-first."""
     ny, nx = page.shape
     check_dims(path, ny, nx, what=f"TIFF page {page.index}")
+    reserve_decoded(path, page.shape, page.dtype.itemsize, f"TIFF page {page.index}")
     multiplier, offset, unit = _calibration(path, page)
     factor, base = split_unit(unit)
     data = (page.asarray().astype(np.float64) * multiplier + offset)[::-1] * factor

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, scaled
+from afm_sr.io.readers._common import Hints, check_dims, hinted_pixel_size, reserve_decoded, scaled
 
 INDEX_NAME = "index.csv"
 
@@ -53,11 +53,16 @@ def _described(path: Path) -> dict[str, Any]:
     return {}
 
 
+def _check_array(path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """Refuse an array that is not 2-D, absurdly large or over the memory budget, before it is loaded."""
+    if len(shape) != 2:
+        raise ValueError(f"array {name!r} has shape {shape}; a height map must be 2-D")
+    check_dims(path, *shape, what=f"array {name!r}")
+    reserve_decoded(path, shape, dtype.itemsize, f"array {name!r}")
+
+
 def _heightmap(path: Path, name: str, array: np.ndarray, info: dict[str, Any], hints: Hints) -> HeightMap:
-    """Check the shape before loading, then wrap one array with its pixel size and units."""
-    if array.ndim != 2:
-        raise ValueError(f"array {name!r} has shape {array.shape}; a height map must be 2-D")
-    check_dims(path, *array.shape, what=f"array {name!r}")
+    """Wrap one (checked) array with its pixel size and units."""
     pixel = info.get("pixel_size") or hinted_pixel_size(
         path, hints, f"neither {sidecar_path(path).name} nor {INDEX_NAME} gives the pixel size")
     return scaled(array, info.get("z_unit") or hints.z_unit or "m", pixel, name, path,
@@ -68,35 +73,37 @@ def read_npy(path: Path, hints: Hints) -> list[HeightMap]:
     """Read a single 2-D array (memory-mapped first, so an absurd shape is refused before reading)."""
     info = _described(path)
     array = np.load(path, mmap_mode="r", allow_pickle=False)
+    _check_array(path, str(info.get("channel", "Height")), array.shape, array.dtype)
     return [_heightmap(path, str(info.get("channel", "Height")), array, info, hints)]
 
 
-def _member_shapes(archive: Any, path: Path) -> dict[str, tuple[int, ...]]:
-    """Shape of every array in an open ``.npz`` from its ``.npy`` header alone (nothing is decompressed)."""
-    shapes = {}
+def _member_headers(archive: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array in an open ``.npz`` from its ``.npy`` header alone (nothing is decompressed)."""
+    headers = {}
     for member in archive.zip.namelist():
         with archive.zip.open(member) as handle:
             version = np.lib.format.read_magic(handle)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                 np.lib.format.read_array_header_2_0
-            shapes[member.removesuffix(".npy")] = tuple(read_header(handle)[0])
-    return shapes
+            shape, _, dtype = read_header(handle)
+            headers[member.removesuffix(".npy")] = (tuple(shape), dtype)
+    return headers
 
 
 def read_npz(path: Path, hints: Hints) -> list[HeightMap]:
     """Every 2-D array of an archive as a channel; a ``pixel_size_m`` entry gives the pixel size.
 
     Shapes are checked from the member headers before anything is loaded, so a header announcing an
-    absurd array is refused without allocating it.
+    absurd array, or one whose decompressed size passes the memory budget, is refused without allocating it.
     """
     info = _described(path)
     with np.load(path, allow_pickle=False) as archive:
-        shapes = _member_shapes(archive, path)
-        if "pixel_size_m" in shapes:
-            if int(np.prod(shapes["pixel_size_m"])) not in (1, 2):
-                raise ValueError(f"pixel_size_m has shape {shapes['pixel_size_m']}; give one value or (dx, dy)")
+        headers = _member_headers(archive)
+        if "pixel_size_m" in headers:
+            if int(np.prod(headers["pixel_size_m"][0])) not in (1, 2):
+                raise ValueError(f"pixel_size_m has shape {headers['pixel_size_m'][0]}; give one value or (dx, dy)")
             info["pixel_size"] = _pixel_pair(archive["pixel_size_m"])
-        images = [name for name, shape in shapes.items() if len(shape) == 2]
+        images = [name for name, (shape, _) in headers.items() if len(shape) == 2]
         for name in images:
-            check_dims(path, *shapes[name], what=f"array {name!r}")
+            _check_array(path, name, *headers[name])
         return [_heightmap(path, name, archive[name], info, hints) for name in images]

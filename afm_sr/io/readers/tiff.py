@@ -28,6 +28,7 @@ from afm_sr.io.readers._common import (
     check_dims,
     hinted_pixel_size,
     need_bytes,
+    reserve_decoded,
     scaled,
     split_unit,
     to_meters,
@@ -113,6 +114,7 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
             if len(page.shape) != 2:
                 continue
             check_dims(path, *page.shape, what=f"TIFF page {k}")
+            reserve_decoded(path, page.shape, page.dtype.itemsize, f"TIFF page {k}")
             try:
                 info = json.loads(page.description or "{}")
             except json.JSONDecodeError:
