@@ -277,3 +277,56 @@ def test_real_ibw_at_x2(tiny_ckpt: Path) -> None:
     assert out.scan_size == pytest.approx((2.008e-6, 2.008e-6), rel=1e-3) and out.z_unit == "m"
     assert out.channel == hm.channel == "HeightRetrace" and np.isfinite(out.data).all()
     assert 1e-9 < np.ptp(out.data) < 1e-6
+
+
+def _checkpoint_of(net: torch.nn.Module, path: Path) -> Path:
+    """A checkpoint laid out as SRModule.on_save_checkpoint writes it (version-2 record)."""
+    from afm_sr.models.checkpoint import arch_record
+
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "afm_sr": arch_record(net, (2, 4, 8))}, path)
+    return path
+
+
+@pytest.mark.parametrize("arch", ["vdsr", "msr"])
+def test_every_architecture_exports_and_enhances(tmp_path: Path, arch: str) -> None:
+    """Checkpoint -> export -> load -> enhance, tiled equal to untiled, for each network of afm_sr.models."""
+    from afm_sr.models import MultiScaleResNet
+
+    torch.manual_seed(0)
+    net = VDSR(4, 8) if arch == "vdsr" else MultiScaleResNet(blocks=2, width=8, tail_width=4)
+    for m in net.modules():  # MultiScaleResNet starts as exact bicubic: give it a residual to carry
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=0.1)
+    exported = export_weights(_checkpoint_of(net, tmp_path / "a.ckpt"), tmp_path / "a.safetensors")
+    model = load_model(exported)
+    assert type(model.net) is type(net) and model.info.record.kwargs == net.arch_kwargs
+    lr = surface(96, seed=3)
+    for s in (2, 4):
+        untiled = enhance(lr, scale=s, model=model, device="cpu", tile=None).data
+        tiled = enhance(lr, scale=s, model=model, device="cpu", tile=tiling.min_tile(tiling.exact_margin(model.net, s), s)).data
+        norm = fit_normalization(lr)
+        with torch.inference_mode():
+            residual = net.eval().residual(torch.from_numpy(norm.apply(lr)).float()[None, None], s)[0, 0].double()
+        reference = imresize(torch.from_numpy(lr), scale=s).numpy() + norm.std * residual.numpy()
+        assert np.abs(untiled - reference).max() / norm.std < 1e-4
+        assert np.abs(tiled - untiled).max() / norm.std < 1e-5
+        assert np.abs(untiled - imresize(torch.from_numpy(lr), scale=s).numpy()).max() / norm.std > 1e-3
+
+
+def test_v01_safetensors_still_load(tmp_path: Path) -> None:
+    """Weights exported by afm-sr 0.1 (arch/depth/width/channels metadata, no _target_) load as VDSR."""
+    torch.manual_seed(1)
+    net = VDSR(4, 8)
+    old = tmp_path / "v01.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(old),
+              metadata={"format": "afm-sr", "arch": "VDSR", "depth": "4", "width": "8", "channels": "1",
+                        "scales": "[2, 4, 8]", "gains": '{"2": {"psnr": 0.28, "ssim": 0.0085}}', "name": "v0.1"})
+    model = load_model(old)
+    assert model.info.record.target == "afm_sr.models.VDSR" and model.info.record.kwargs == {
+        "depth": 4, "width": 8, "channels": 1}
+    assert model.info.gains == {2: {"psnr": 0.28, "ssim": 0.0085}} and model.info.extra == {"name": "v0.1"}
+    x = torch.randn(1, 1, 10, 10)
+    assert torch.equal(model.net(x, 2), net.eval()(x, 2))
+    again = load_model(export_weights(old, tmp_path / "v02.safetensors"))  # re-exported in the new format
+    assert again.info.record == model.info.record and torch.equal(again.net(x, 4), model.net(x, 4))

@@ -190,9 +190,12 @@ def build_network(weights: WeightsFile) -> SRNet:
         raise AFMFileError(weights.path, f"its tensors do not match the architecture it declares "
                                          f"({rec.describe()}): {len(wrong)} differ, e.g. {k!r} is "
                                          f"{found.get(k, 'missing')} where {expected.get(k, 'nothing')} is expected")
-    if not all(v.is_floating_point() and bool(torch.isfinite(v).all()) for v in weights.tensors.values()):
-        raise AFMFileError(weights.path, "holds non-finite (NaN or infinite) or non-float weights; it cannot "
-                                         "produce a height map")
+    if not all(v.is_floating_point() for v in weights.tensors.values()):
+        raise AFMFileError(weights.path, "holds weights that are not floating-point numbers")
+    broken = sum(int((~torch.isfinite(v)).sum()) for v in weights.tensors.values())
+    if broken:
+        raise AFMFileError(weights.path, f"{broken} of the model's weights are NaN or Inf (a diverged training?); "
+                                         "it cannot produce a height map: use another checkpoint")
     net = cls(**rec.kwargs)
     net.load_state_dict({k: v.float() for k, v in weights.tensors.items()}, strict=True)
     return net.eval()
