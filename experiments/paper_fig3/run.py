@@ -23,8 +23,8 @@ from omegaconf import OmegaConf
 from scipy import ndimage
 
 from afm_sr.degrade import ScanDegradation, imresize
-from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.infer import load_model
+from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
 from afm_sr.preprocess import fit_normalization
 from afm_sr.report.figures import panel_grid, profiles, save_png
