@@ -57,11 +57,16 @@ class SRModule(pl.LightningModule):
         self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in keys})
         self.test_records: list[dict[str, Any]] = []
 
-    def forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        """Low-resolution input (N, 1, h, w) at ``scale`` -> restored image (N, 1, scale*h, scale*w)."""
+    def forward(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
+        """Low-resolution input (N, 1, h, w) at ``scale`` -> restored image (N, 1, scale*h, scale*w).
+
+        ``upsampled``: the bicubic upscaling of ``lr`` cut from the whole image's (the batch's ``input``), so a
+        crop's border does not change what the network sees (``afm_sr.models.base``).
+        """
         if self.hparams.channels_last:
             lr = lr.contiguous(memory_format=torch.channels_last)
-        return self.net(lr, scale)
+            upsampled = None if upsampled is None else upsampled.contiguous(memory_format=torch.channels_last)
+        return self.net(lr, scale, upsampled)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor, bicubic: torch.Tensor) -> torch.Tensor:
         """Mean over the batch of each sample's MSE, optionally divided by its bicubic MSE."""
@@ -72,7 +77,7 @@ class SRModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """One batch of patches at one scale (the scales cycle from batch to batch)."""
-        pred = self(batch["low"], int(batch["scale"]))
+        pred = self(batch["low"], int(batch["scale"]), batch["input"])
         loss = self.loss(pred, batch["target"], batch["input"])
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}; "
@@ -101,7 +106,7 @@ class SRModule(pl.LightningModule):
     def _evaluate(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         """PSNR/SSIM of the model and of bicubic for one batch of whole images (same scale)."""
         scale = int(batch["scale"][0])
-        pred = self(batch["low"], scale).float()
+        pred = self(batch["low"], scale, batch["input"]).float()
         psnr, ssim = psnr_ssim(pred, batch["target"], scale, self.spec, batch["z_range"])
         bpsnr, bssim = psnr_ssim(batch["input"], batch["target"], scale, self.spec, batch["z_range"])
         return {"scale": torch.tensor(scale), "psnr": psnr, "ssim": ssim, "bicubic_psnr": bpsnr,

@@ -93,3 +93,14 @@ def test_kaiming_init_scale():
 def test_bad_architecture_is_a_clear_error(kwargs):
     with pytest.raises(ConfigError, match="model"):
         VDSR(**kwargs)
+
+
+def test_upsampled_context_replaces_the_crop_bicubic():
+    """A training crop's bicubic comes from the whole image: VDSR uses it, the input-grid network needs none."""
+    torch.manual_seed(0)
+    whole = torch.randn(1, 1, 20, 20)
+    crop, up = whole[..., 5:10, 5:10], imresize(whole, scale=8)[..., 40:80, 40:80]
+    vdsr, msr = NETS["vdsr"](), NETS["msr"]()
+    assert not torch.allclose(imresize(crop, scale=8), up, atol=1e-3)  # the crop's own bicubic differs
+    assert torch.equal(vdsr(crop, 8, up), up + vdsr.body(up))
+    assert torch.equal(msr(crop, 8, up), up + msr.residual(crop, 8))

@@ -4,6 +4,10 @@
   image (N, 1, scale*h, scale*w) out; it equals ``imresize(lr, scale) + net.residual(lr, scale)``.
 - ``net.residual(lr, scale)``: the detail added to the bicubic upscaling (computed directly, so a bf16 run does
   not lose it to the subtraction of two large numbers); ``enhance`` adds it to the bicubic of the unclipped heights.
+- ``upsampled`` (optional, both calls): ``imresize(lr, scale)`` computed on a larger context, i.e. a crop of the
+  whole image's bicubic when ``lr`` is a training crop. A network that works on the bicubic image (VDSR) then sees
+  what it sees inside a whole image at test time, not the crop's border effects (2 LR pixels = most of a
+  5 px crop at x8).
 - ``net.receptive_radius(scale)``: how far (output pixels) an output pixel sees, which tiling uses as its margin.
 - ``net.arch_kwargs``: the keyword arguments that rebuild it; checkpoints store them beside its ``_target_``.
 """
@@ -44,7 +48,7 @@ class SRNet(nn.Module):
                                   f"got {value!r}")
         return out
 
-    def residual(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+    def residual(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
         """The detail the network adds to ``imresize(lr, scale)``, shape (N, C, scale*h, scale*w)."""
         raise NotImplementedError
 
@@ -52,6 +56,7 @@ class SRNet(nn.Module):
         """Output pixels beyond which an input change cannot reach an output pixel (bicubic reach included)."""
         raise NotImplementedError
 
-    def forward(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
         """Low-resolution (N, C, h, w) -> restored (N, C, scale*h, scale*w) = bicubic + residual."""
-        return imresize(lr, scale=int(scale)) + self.residual(lr, int(scale))
+        up = imresize(lr, scale=int(scale)) if upsampled is None else upsampled
+        return up + self.residual(lr, int(scale), up)

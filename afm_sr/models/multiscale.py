@@ -69,8 +69,8 @@ class MultiScaleResNet(SRNet):
         self.body = nn.Sequential(*(ResBlock(width) for _ in range(blocks)), nn.Conv2d(width, width, 3, padding=1))
         self.tails = nn.ModuleDict({str(s): _tail(width, tail_width, s, channels) for s in scales})
 
-    def residual(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        """tail_s(head + body(head)): features on the LR grid, shuffled up to s times the size."""
+    def residual(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
+        """tail_s(head + body(head)): features on the LR grid, shuffled up to s times the size (``upsampled`` unused)."""
         key = str(int(scale))
         if key not in self.tails:
             raise ConfigError(f"this network has tails for scales {list(self.scales)}, not x{scale}")

@@ -38,9 +38,9 @@ class VDSR(SRNet):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(m.bias)
 
-    def residual(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        """``body(imresize(lr, s))``: the conv stack on the bicubic upscaling."""
-        return self.body(imresize(lr, scale=int(scale)))
+    def residual(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
+        """``body(imresize(lr, s))``: the conv stack on the bicubic upscaling (``upsampled`` where given)."""
+        return self.body(imresize(lr, scale=int(scale)) if upsampled is None else upsampled)
 
     def receptive_radius(self, scale: int) -> int:
         """One pixel per 3x3 conv, plus the bicubic kernel's 2 LR pixels (2 s output pixels)."""
