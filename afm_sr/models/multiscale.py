@@ -70,7 +70,7 @@ class MultiScaleResNet(SRNet):
         self.tails = nn.ModuleDict({str(s): _tail(width, tail_width, s, channels) for s in scales})
 
     def residual(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
-        """tail_s(head + body(head)): features on the LR grid, shuffled up to s times the size (``upsampled`` unused)."""
+        """tail_s(head + body(head)): LR-grid features shuffled up to s times the size (``upsampled`` unused)."""
         key = str(int(scale))
         if key not in self.tails:
             raise ConfigError(f"this network has tails for scales {list(self.scales)}, not x{scale}")
