@@ -9,7 +9,8 @@ from afm_sr import entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> dict[str, float]:
     """Compose conf/eval.yaml, test the checkpoint and bicubic, write Table 1 (md/csv) into the run folder."""
-    return entry.run(entry.evaluate, cfg)
+    metrics, _ = entry.run(entry.evaluate, cfg)
+    return metrics
 
 
 if __name__ == "__main__":

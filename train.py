@@ -9,7 +9,8 @@ from afm_sr import entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Compose conf/train.yaml, fit, test the best checkpoint, write Table 1; return the monitored metric."""
-    return entry.run(entry.train, cfg)
+    metrics, _ = entry.run(entry.train, cfg)
+    return entry.optimized_metric(metrics, cfg)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""What train.py and eval.py do, given a composed config: instantiate, fit/test, report.
+"""What train.py and eval.py do, given a composed config: instantiate, fit/test, hand the results to report/.
 
-The only module that knows about Hydra/OmegaConf; everything it builds is a plain class named by
-``_target_`` in conf/.
+Hydra glue only, and the only module that knows about Hydra/OmegaConf: everything it builds is a plain
+class named by ``_target_`` in conf/; the evaluation report itself is ``afm_sr.report.evaluation``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import logging
 import netrc
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,17 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import WandbLogger
 
 from afm_sr.callbacks import AtomicCheckpointIO
-from afm_sr.data.prepare import Prepared
 from afm_sr.errors import AFMSRError, ConfigError, Interrupted, stop_on_signals
 from afm_sr.models.checkpoint import build_network, read_checkpoint
-from afm_sr.report import paired_comparison, summarize, write_table1
-from afm_sr.report.figures import Example, example_figures, gain_bars, save_png
+from afm_sr.report.evaluation import (
+    example,
+    metric_dict,
+    pick_figure_images,
+    predict,
+    report_tables,
+    write_figures,
+    write_table,
+)
 
 log = logging.getLogger("afm_sr")
 
@@ -88,21 +94,6 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     return datamodule, module, trainer
 
 
-def caption(cfg: DictConfig) -> str:
-    """The metric definition every table states."""
-    return (f"PSNR (dB) / SSIM mean (std) over test images; convention {cfg.module.metric_convention} "
-            "(HR clipped range mapped to [0, 1], data_range 1, prediction clamped to [0, 1]); border of "
-            "`scale` px cropped; SSIM 11x11 Gaussian window, sigma 1.5")
-
-
-def report_test(module: Any, out_dir: Path, cfg: DictConfig) -> str:
-    """Write Table 1 (md/csv) from the module's test records into ``out_dir`` and return the markdown."""
-    paths = write_table1(module.test_records, out_dir, caption(cfg))
-    text = paths["table1.md"].read_text(encoding="utf-8")
-    log.info("Table 1 written to %s\n%s", out_dir, text)
-    return text
-
-
 def output_dir(cfg: DictConfig) -> Path:
     """The run folder (Hydra's output dir)."""
     return Path(cfg.paths.output_dir)
@@ -143,22 +134,37 @@ def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path) -> DictC
     return out
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Fit, then test the best checkpoint and write Table 1; return the monitored metric for sweepers."""
+def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
+    """Fit, then test the best checkpoint and write Table 1; return (metrics, the objects built).
+
+    The metrics are the trainer's callback metrics after fit (and test) as floats; the objects are the
+    ``cfg``, ``datamodule``, ``module`` and ``trainer`` (lightning-hydra-template's ``(metric_dict, object_dict)``).
+    """
     ckpt = cfg.get("ckpt_path")
     if ckpt:
         cfg = use_checkpoint_architecture(cfg, "ckpt_path", Path(str(ckpt)))
     datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-    metric = trainer.callback_metrics.get(cfg.get("optimized_metric", ""))
+    metrics = _floats(trainer.callback_metrics)
     if cfg.get("test", True) and trainer.world_size > 1:
         log.warning("test skipped: per-image records are not gathered across %d processes; run eval.py on "
                     "the best checkpoint (one process)", trainer.world_size)
     elif cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        report_test(module, output_dir(cfg), cfg)
-    return None if metric is None else float(metric)
+        write_table(module.test_records, output_dir(cfg), cfg.module.metric_convention)
+        metrics |= _floats(trainer.callback_metrics)
+    return metrics, {"cfg": cfg, "datamodule": datamodule, "module": module, "trainer": trainer}
+
+
+def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Lightning's callback metrics (tensors) as plain floats."""
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def optimized_metric(metrics: Mapping[str, float], cfg: DictConfig) -> float | None:
+    """The value of ``cfg.optimized_metric`` that a sweeper maximizes, None where the run did not log it."""
+    return metrics.get(cfg.get("optimized_metric") or "")
 
 
 def checkpoints(cfg: DictConfig) -> dict[str, Path]:
@@ -192,52 +198,12 @@ def _test_checkpoint(trainer: pl.Trainer, cfg: DictConfig, datamodule: pl.Lightn
     return module, [{**r, "method": name} if r["method"] == "model" else r for r in module.test_records]
 
 
-def pick_figure_images(images: list[Prepared], n: int) -> list[Prepared]:
-    """``n`` test images for figures, taken in turn from each material (first of each, then second, ...)."""
-    count: dict[str, int] = {}
-    order = []
-    for i, im in enumerate(images):
-        order.append((count.get(im.material, 0), i))
-        count[im.material] = count.get(im.material, 0) + 1
-    return [images[i] for _, i in sorted(order)[:n]]
-
-
-@torch.no_grad()
-def _predict(module: Any, images: list[Prepared]) -> list[dict[int, np.ndarray]]:
-    """The loaded model's output (network units) for each image and scale, for the figures."""
-    module.eval()
-    return [{s: module(low[None, None].to(module.device), s).float().cpu()[0, 0].numpy() for s, low in im.lows.items()}
-            for im in images]
-
-
-def _example(image: Prepared, preds: dict[str, dict[int, np.ndarray]]) -> Example:
-    """One test image with every model's outputs, back in nm (the HR map's own normalization undone)."""
-    stats, pixel = image.stats, image.pixel_size[0]
-
-    def nm(z: torch.Tensor | np.ndarray) -> np.ndarray:
-        return stats.invert(np.asarray(z)) * 1e9
-
-    return Example(f"{image.material}: {image.name}", nm(image.hr), {s: nm(v) for s, v in image.lows.items()},
-                   {s: nm(v) for s, v in image.inputs.items()},
-                   {m: {s: nm(v) for s, v in p.items()} for m, p in preds.items()}, image.hr.shape[1] * pixel)
-
-
-def write_figures(records: list[dict[str, Any]], examples: list[Example], out_dir: Path) -> dict[str, Path]:
-    """Gain bar chart over all test images and the paper's figures per example image, as PNG; return the paths."""
-    paths = {"gain_bars": save_png(gain_bars(paired_comparison(records), "gain over bicubic, all test images"),
-                                   out_dir / "gain_bars.png")}
-    for i, ex in enumerate(examples):
-        for kind, fig in example_figures(ex).items():
-            paths[f"{kind}_{i}"] = save_png(fig, out_dir / f"{kind}_{i}.png")
-    return paths
-
-
-def evaluate(cfg: DictConfig) -> dict[str, float]:
+def evaluate(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """Test every checkpoint (and bicubic once) on one test set; write Table 1, paired tests and figures.
 
     Each model's rows carry its name as ``method`` (``model`` for ``ckpt_path``); figures show
     ``figure_images`` test images, in turn from each material; with a W&B logger, tables and PNGs also go
-    to the W&B run.
+    to the W&B run. Returns ``test/...`` means and the objects built (``records`` among them).
     """
     models = checkpoints(cfg)
     datamodule, module, trainer = build(cfg)
@@ -248,20 +214,18 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     for name, ckpt in models.items():
         module, rows = _test_checkpoint(trainer, cfg, datamodule, name, ckpt)
         records += [r for r in rows if r["method"] != "bicubic" or not outputs]
-        outputs[name] = _predict(module, images)
-    module.test_records = records
+        outputs[name] = predict(module, images)
     out = output_dir(cfg)
-    report_test(module, out, cfg)
-    examples = [_example(im, {m: o[i] for m, o in outputs.items()}) for i, im in enumerate(images)]
+    write_table(records, out, cfg.module.metric_convention)
+    examples = [example(im, {m: o[i] for m, o in outputs.items()}) for i, im in enumerate(images)]
     figures = write_figures(records, examples, out / "figures")
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger):
             from afm_sr.report.wandb import log_report  # imports wandb (~0.5 s): only when a W&B run exists
 
-            log_report(lg.experiment, {"table1": summarize(records), "table1_per_material": summarize(records, True),
-                                       "wilcoxon": paired_comparison(records)}, figures)
-    return {f"test/{'' if r['method'] == 'model' else r['method'] + '_'}{m}_x{r['scale']}": r[f"{m}_mean"]
-            for r in summarize(records) for m in ("psnr", "ssim")}
+            log_report(lg.experiment, report_tables(records), figures)
+    return metric_dict(records), {"cfg": cfg, "datamodule": datamodule, "module": module, "trainer": trainer,
+                                  "records": records, "figures": figures}
 
 
 def _reason(err: BaseException) -> str:

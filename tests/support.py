@@ -1,4 +1,4 @@
-"""Helpers shared by the test folders: where the real AFM samples are, running train.py/eval.py as subprocesses."""
+"""Helpers shared by the test folders: real AFM samples, train.py/eval.py in-process (composed) or as subprocesses."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from afm_sr import entry
 
 REPO = Path(__file__).resolve().parents[1]
 #: The real AFM sample files (shared/afm-samples, see its README) and Gwyddion's reading of them; may be absent.
@@ -26,3 +34,32 @@ def train_run(args: list[str], tmp_path: Path) -> Path:
     res = run_script("train.py", [*args, f"hydra.run.dir={run_dir}"], tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     return run_dir
+
+
+def compose_config(overrides: list[str], config: str = "train", out_dir: Path | str = "/tmp/afm-sr-test-output",
+                   ) -> DictConfig:
+    """The config ``<config>.py OVERRIDES`` would run with, writing into ``out_dir`` (Hydra's compose API)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(REPO)
+        cfg.paths.output_dir = str(out_dir)
+        del cfg["hydra"]
+    return cfg
+
+
+def run_in_process(config: str, overrides: list[str], out_dir: Path) -> tuple[dict[str, float], dict[str, Any]]:
+    """What ``<config>.py OVERRIDES`` does, in this process: ``entry.run`` of train/evaluate on the composed config.
+
+    Returns the task's ``(metrics, objects)``; an afm-sr error exits (SystemExit 2) with its one line on stderr.
+    """
+    task = entry.train if config == "train" else entry.evaluate
+    return entry.run(task, compose_config(overrides, config, out_dir))
+
+
+def train_in_process(args: list[str], tmp_path: Path) -> Path:
+    """``train.py ARGS`` in this process into ``tmp_path/train``; return that run folder."""
+    run_in_process("train", args, tmp_path / "train")
+    return tmp_path / "train"

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
+from support import compose_config
 
 from afm_sr import entry
 from afm_sr.errors import ConfigError
@@ -22,14 +21,7 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
-def _compose(overrides: list[str], config: str = "train"):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose(config, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(CONF.parent)
-        cfg.paths.output_dir = "/tmp/afm-sr-test-output"
-    return cfg
+_compose = compose_config
 
 
 def test_every_group_has_options():

@@ -1,20 +1,21 @@
-"""End to end: train.py and eval.py as subprocesses on tiny configs, a 2-job multirun, bad configs."""
+"""End to end on tiny configs: train/eval in-process from composed configs; the command line (multirun, sweepers,
+launchers, DDP spawn, composition errors, eval.py) as subprocesses."""
 
 from __future__ import annotations
 
 import pytest
-from support import run_script, train_run
+from support import run_in_process, run_script, train_in_process
 
 TINY = ["debug=tiny", "dataset=multi", "model.depth=2", "model.width=4"] + [
     f"dataset.materials.{m}.{k}={v}" for m in ("ceramic", "nanoparticles") for k, v in (("n_images", 5), ("n_px", 48))
 ]
 
 
-
-
-@pytest.mark.slow
 def test_train_then_eval_writes_table1(tmp_path):
-    run_dir = train_run(TINY, tmp_path)
+    metrics, objects = run_in_process("train", TINY, tmp_path / "train")
+    run_dir = tmp_path / "train"
+    assert {"val/min_gain_psnr", "test/psnr_x2", "test/bicubic_ssim_x8"} <= set(metrics)
+    assert objects["trainer"].state.finished and objects["cfg"].paths.output_dir == str(run_dir)
     best = run_dir / "checkpoints" / "best.ckpt"
     assert best.is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
     table = (run_dir / "table1.md").read_text()
@@ -22,13 +23,13 @@ def test_train_then_eval_writes_table1(tmp_path):
     assert sorted((run_dir / "samples").glob("*.png"))
 
     eval_dir = tmp_path / "eval"
-    res = run_script("eval.py", [*TINY, f"ckpt_path={best}", f"hydra.run.dir={eval_dir}"], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    evaluated, _ = run_in_process("eval", [*TINY, f"ckpt_path={best}"], eval_dir)
     lines = (eval_dir / "table1.csv").read_text().splitlines()
     assert lines[0] == "material,scale,method,n,psnr_mean,psnr_std,ssim_mean,ssim_std"
     assert len(lines) == 1 + 3 * 2  # three scales x (bicubic, model)
     # the same checkpoint on the same split gives the same numbers as the test after training
     assert (eval_dir / "table1.csv").read_text() == (run_dir / "table1.csv").read_text()
+    assert evaluated == pytest.approx({k: v for k, v in metrics.items() if k.startswith("test/")}, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -47,8 +48,6 @@ def test_multirun_two_jobs(tmp_path):
     (["dataset=mutli"], "Could not find 'dataset/mutli'"),
     (["model.dpeth=20"], "dpeth"),
     (["model.depth=0"], "model.depth must be an integer in [2, 128]"),
-    (["scales=[3]"], "scales [3]"),
-    (["trainer.gpus=1"], "trainer.gpus=1"),
 ])
 def test_bad_config_is_one_clear_error(tmp_path, args, message):
     res = run_script("train.py", [*TINY, *args, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
@@ -57,14 +56,24 @@ def test_bad_config_is_one_clear_error(tmp_path, args, message):
     assert "Traceback" not in res.stderr
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["scales=[3]"], "scales [3]"),
+    (["trainer.gpus=1"], "trainer.gpus=1"),
+])
+def test_bad_value_is_one_clear_error_in_process(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as stop:
+        run_in_process("train", [*TINY, *args], tmp_path / "run")
+    assert stop.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("afm-sr: error:")]
+    assert len(lines) == 1 and message in lines[0]
+
+
 @pytest.mark.slow
 def test_eval_takes_the_architecture_from_the_checkpoint(tmp_path):
-    """A MultiScaleResNet checkpoint evaluates with eval.py's default model config: no model.* override needed."""
-    run_dir = tmp_path / "train"
+    """eval.py on the command line: a MultiScaleResNet checkpoint evaluates with the default model config."""
     no_model = [a for a in TINY if not a.startswith("model.")]
     msr = ["model=msr", "model.blocks=1", "model.width=8", "model.tail_width=4", "dataset.lr_patch=4"]
-    assert run_script("train.py", [*no_model, *msr, "test=false", f"hydra.run.dir={run_dir}"],
-                      tmp_path).returncode == 0
+    run_dir = train_in_process([*no_model, *msr, "test=false"], tmp_path)
     res = run_script("eval.py", [*no_model, f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
                                  f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
     assert res.returncode == 0, res.stderr

@@ -9,15 +9,14 @@ from types import SimpleNamespace
 import pytest
 import torch
 from omegaconf import OmegaConf
-from support import run_script, train_run
+from support import run_in_process, train_in_process
 
 from afm_sr import entry
 from afm_sr.errors import ConfigError
+from afm_sr.report.evaluation import pick_figure_images
 
 TINY = ["debug=tiny", "model.depth=2", "model.width=4",
         "dataset=mono", "dataset.materials.ceramic.n_images=5", "dataset.materials.ceramic.n_px=48"]
-
-
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -25,9 +24,8 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.slow
 def test_two_checkpoints_one_table(tmp_path):
-    run_dir = train_run(TINY, tmp_path)
+    run_dir = train_in_process(TINY, tmp_path)
     best = run_dir / "checkpoints" / "best.ckpt"
     ckpt = torch.load(best, weights_only=True)  # a second, different model: the same net with halved weights
     ckpt["state_dict"] = {k: v * 0.5 if k.startswith("net.") else v for k, v in ckpt["state_dict"].items()}
@@ -35,9 +33,9 @@ def test_two_checkpoints_one_table(tmp_path):
     torch.save(ckpt, halved)
 
     eval_dir = tmp_path / "eval"
-    res = run_script("eval.py", [*TINY, f"checkpoints={{mono: {best}, halved: {halved}}}", "logger=wandb",
-                           f"hydra.run.dir={eval_dir}"], tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
+    _, objects = run_in_process("eval", [*TINY, f"checkpoints={{mono: {best}, halved: {halved}}}", "logger=wandb"],
+                                eval_dir)
+    objects["trainer"].logger.experiment.finish()
     table = _rows(eval_dir / "table1.csv")
     assert [(r["scale"], r["method"]) for r in table] == [(s, m) for s in ("2", "4", "8")
                                                           for m in ("bicubic", "mono", "halved")]
@@ -92,5 +90,5 @@ def test_checkpoints_must_be_a_mapping():
 def test_figure_images_come_from_each_material_in_turn():
     images = [SimpleNamespace(material=m, name=f"{m}{i}") for m, i in
               [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("c", 0), ("c", 1)]]
-    assert [im.name for im in entry.pick_figure_images(images, 4)] == ["a0", "b0", "c0", "a1"]
-    assert entry.pick_figure_images(images, 0) == []
+    assert [im.name for im in pick_figure_images(images, 4)] == ["a0", "b0", "c0", "a1"]
+    assert pick_figure_images(images, 0) == []

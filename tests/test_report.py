@@ -35,3 +35,10 @@ def test_figures_render(tmp_path, rng):
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     save_png(error_maps({"bicubic": hr + 0.1}, hr), tmp_path / "err.png")
     assert np.isfinite(hr).all()
+
+
+def test_caption_states_the_convention_it_measured():
+    from afm_sr.report.evaluation import caption
+
+    assert "mapped to [0, 1]" in caption("range01")
+    assert "convention paper (z-scored images as they are" in caption("paper") and "[0, 1]" not in caption("paper")

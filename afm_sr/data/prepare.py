@@ -27,6 +27,11 @@ class Prepared:
     stats: Normalization | None = None
     pixel_size: tuple[float, float] = (1.0, 1.0)
 
+    @property
+    def scan_size(self) -> tuple[float, float]:
+        """(width, height) of the HR image (as cropped) in the units of ``pixel_size``, meters for real maps."""
+        return (self.hr.shape[-1] * self.pixel_size[0], self.hr.shape[-2] * self.pixel_size[1])
+
 
 def lcm(values: Sequence[int]) -> int:
     """Least common multiple, the crop multiple that aligns HR with every scale's LR grid."""

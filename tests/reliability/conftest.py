@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import support
 from rel_support import SAMPLE_PER_FORMAT, SAMPLES, CliResult
 
 
@@ -58,3 +60,22 @@ def warm_readers() -> None:
     for name in SAMPLE_PER_FORMAT.values():
         if (SAMPLES / name).is_file():
             list_channels(SAMPLES / name)  # not read: a sample may hold no height channel (the .mdt)
+
+
+@pytest.fixture
+def task(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Callable[..., CliResult]:
+    """Run ``train.py``/``eval.py`` ARGS in-process from the composed config: exit code, afm_sr log (out), stderr."""
+    caplog.set_level(logging.INFO, logger="afm_sr")
+
+    def run(script: str, args: list[str], out_dir: Path) -> CliResult:
+        capsys.readouterr()
+        caplog.clear()
+        try:
+            support.run_in_process(script.removesuffix(".py"), args, out_dir)
+            code = 0
+        except SystemExit as exc:  # entry.run: an afm-sr error, its line on stderr
+            code = int(exc.code or 0)
+        return CliResult(code, caplog.text, capsys.readouterr().err)
+
+    return run
+
