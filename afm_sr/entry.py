@@ -146,13 +146,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metrics = _floats(trainer.callback_metrics)
-    if cfg.get("test", True) and trainer.world_size > 1:
-        log.warning("test skipped: per-image records are not gathered across %d processes; run eval.py on "
-                    "the best checkpoint (one process)", trainer.world_size)
-    elif cfg.get("test", True):
+    if cfg.get("test", True):
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
-        write_table(module.test_records, output_dir(cfg), cfg.module.metric_convention)
+        if trainer.is_global_zero:  # every process holds the gathered rows; one writes them
+            write_table(module.test_records, output_dir(cfg), cfg.module.metric_convention)
         metrics |= _floats(trainer.callback_metrics)
     return metrics, {"cfg": cfg, "datamodule": datamodule, "module": module, "trainer": trainer}
 

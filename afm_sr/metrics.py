@@ -15,9 +15,12 @@ the windows that lie wholly inside the image, as scikit-image does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.utilities import dim_zero_cat
 
 CONVENTIONS = ("range01", "paper")
 SSIM_WINDOW = 11
@@ -79,3 +82,37 @@ def mean_std(values: torch.Tensor | list[float]) -> tuple[float, float]:
     """Mean and (population) standard deviation over images, as the paper's Table 1 reports."""
     v = torch.as_tensor(values, dtype=torch.float64)
     return float(v.mean()), float(v.std(unbiased=False)) if v.numel() > 1 else 0.0
+
+
+class ScaleMetrics(Metric):
+    """Per-image PSNR/SSIM of a model and of bicubic at one scale, as rows that gather across processes.
+
+    ``update`` measures a batch with :func:`psnr_ssim`; ``compute`` returns the rows of every process
+    (``dist_reduce_fx="cat"``), one per image: ``image`` is the image's index in the evaluated dataset
+    (strings do not sync; the caller names it), duplicates from a padded distributed sampler dropped.
+    """
+
+    full_state_update = False
+    ROWS = ("image", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+
+    def __init__(self, scale: int, spec: MetricSpec = MetricSpec(), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale, self.spec = int(scale), spec
+        for name in self.ROWS:
+            self.add_state(name, default=[], dist_reduce_fx="cat")
+
+    def update(self, pred: torch.Tensor, bicubic: torch.Tensor, target: torch.Tensor, image: torch.Tensor,
+               z_range: torch.Tensor | None = None) -> None:
+        """Measure model output ``pred`` and ``bicubic`` against ``target`` (N, 1, H, W) for images ``image`` (N,)."""
+        psnr, ssim = psnr_ssim(pred, target, self.scale, self.spec, z_range)
+        bpsnr, bssim = psnr_ssim(bicubic, target, self.scale, self.spec, z_range)
+        for name, value in zip(self.ROWS, (image.long(), psnr, ssim, bpsnr, bssim), strict=True):
+            getattr(self, name).append(value.reshape(-1))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """Every image's row once, in image order: ``image`` (index) and the four metrics, each of shape (n,)."""
+        rows = {name: dim_zero_cat(getattr(self, name)) for name in self.ROWS}
+        image, order = torch.sort(rows["image"], stable=True)
+        first = torch.ones_like(image, dtype=torch.bool)
+        first[1:] = image[1:] != image[:-1]
+        return {name: value[order][first] for name, value in rows.items()}

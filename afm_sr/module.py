@@ -8,10 +8,9 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
 
 from afm_sr.errors import ConfigError
-from afm_sr.metrics import MetricSpec, psnr_ssim
+from afm_sr.metrics import MetricSpec, ScaleMetrics
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import arch_record
 from afm_sr.report.tables import summarize
@@ -53,8 +52,8 @@ class SRModule(pl.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.scales = [int(s) for s in scales]
         self.spec = MetricSpec(metric_convention)
-        keys = [f"{m}_x{s}" for s in self.scales for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")]
-        self.val_metrics = nn.ModuleDict({k: MeanMetric() for k in keys})
+        self.val_metrics = nn.ModuleDict({str(s): ScaleMetrics(s, self.spec) for s in self.scales})
+        self.test_metrics = nn.ModuleDict({str(s): ScaleMetrics(s, self.spec) for s in self.scales})
         self.test_records: list[dict[str, Any]] = []
 
     def forward(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
@@ -103,58 +102,55 @@ class SRModule(pl.LightningModule):
         sched = self.scheduler_factory(optimizer=opt)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.hparams.scheduler_interval}}
 
-    def _evaluate(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """PSNR/SSIM of the model and of bicubic for one batch of whole images (same scale)."""
+    def _evaluate(self, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
+        """Measure one batch of whole images (same scale) into that scale's ``ScaleMetrics``; return the output."""
         scale = int(batch["scale"][0])
         pred = self(batch["low"], scale, batch["input"]).float()
-        psnr, ssim = psnr_ssim(pred, batch["target"], scale, self.spec, batch["z_range"])
-        bpsnr, bssim = psnr_ssim(batch["input"], batch["target"], scale, self.spec, batch["z_range"])
-        return {"scale": torch.tensor(scale), "psnr": psnr, "ssim": ssim, "bicubic_psnr": bpsnr,
-                "bicubic_ssim": bssim, "pred": pred}
+        metrics[str(scale)].update(pred, batch["input"], batch["target"], batch["index"], batch["z_range"])
+        return {"scale": torch.tensor(scale), "pred": pred}
+
+    def _rows(self, metrics: nn.ModuleDict) -> dict[int, dict[str, torch.Tensor]]:
+        """Each measured scale's rows from every process (``ScaleMetrics.compute``), then reset for the next epoch."""
+        rows = {s: metrics[str(s)].compute() for s in self.scales if metrics[str(s)].update_count}
+        for m in metrics.values():
+            m.reset()
+        return rows
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Accumulate per-scale means of model and bicubic metrics."""
-        out = self._evaluate(batch)
-        s = int(out["scale"])
-        for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
-            self.val_metrics[f"{m}_x{s}"].update(out[m])
-        return out
+        """Measure model and bicubic on one validation image."""
+        return self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        """Log val/psnr_xS, val/bicubic_psnr_xS, val/gain_psnr_xS and the worst scale's gain."""
+        """Log val/psnr_xS, val/bicubic_psnr_xS, val/gain_psnr_xS and the worst scale's gain (means over images)."""
         gains = []
-        for s in self.scales:
-            vals = {m: self.val_metrics[f"{m}_x{s}"] for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
-            if vals["psnr"].update_count == 0:
-                continue
-            computed = {m: v.compute() for m, v in vals.items()}
-            for m, v in computed.items():
+        for s, rows in self._rows(self.val_metrics).items():
+            means = {m: rows[m].mean() for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
+            for m, v in means.items():
                 self.log(f"val/{m}_x{s}", v, sync_dist=True)
-            gain = computed["psnr"] - computed["bicubic_psnr"]
+            gain = means["psnr"] - means["bicubic_psnr"]
             self.log(f"val/gain_psnr_x{s}", gain, sync_dist=True)
             gains.append(gain)
-            for v in vals.values():
-                v.reset()
         if gains:
             self.log("val/min_gain_psnr", torch.stack(gains).min(), prog_bar=True, sync_dist=True)
 
-    def on_test_epoch_start(self) -> None:
-        """Forget records of an earlier test run."""
-        self.test_records = []
-
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Record per-image PSNR/SSIM of model and bicubic (the rows of Table 1)."""
-        out = self._evaluate(batch)
-        for i in range(len(out["psnr"])):
-            base = {"material": batch["material"][i], "image": batch["name"][i], "scale": int(out["scale"])}
-            self.test_records.append({**base, "method": "bicubic", "psnr": float(out["bicubic_psnr"][i]),
-                                      "ssim": float(out["bicubic_ssim"][i])})
-            self.test_records.append({**base, "method": "model", "psnr": float(out["psnr"][i]),
-                                      "ssim": float(out["ssim"][i])})
-        return out
+        """Measure model and bicubic on one test image (its row of Table 1)."""
+        return self._evaluate(batch, self.test_metrics)
 
     def on_test_epoch_end(self) -> None:
-        """Log test/{method}_psnr_xS and _ssim_xS means (the full table is written by eval.py/train.py)."""
+        """Gather every process's rows into ``test_records`` (Table 1's rows); log test/{method}_psnr_xS means."""
+        loader = self.trainer.test_dataloaders
+        images = (loader[0] if isinstance(loader, list) else loader).dataset.images
+        rows = self._rows(self.test_metrics)
+        self.test_records = []
+        for index, s in sorted((int(i), s) for s, r in rows.items() for i in r["image"]):
+            row = rows[s]
+            k = int((row["image"] == index).nonzero()[0, 0])
+            base = {"material": images[index].material, "image": images[index].name, "scale": s}
+            self.test_records += [{**base, "method": "bicubic", "psnr": float(row["bicubic_psnr"][k]),
+                                   "ssim": float(row["bicubic_ssim"][k])},
+                                  {**base, "method": "model", "psnr": float(row["psnr"][k]),
+                                   "ssim": float(row["ssim"][k])}]
         for row in summarize(self.test_records):
             prefix = "test/" if row["method"] == "model" else "test/bicubic_"
             self.log(f"{prefix}psnr_x{row['scale']}", row["psnr_mean"])

@@ -51,3 +51,22 @@ def test_unknown_convention():
     with pytest.raises(ValueError, match="convention"):
         MetricSpec("matlab")
     assert np.isfinite(1.0)
+
+
+def test_scale_metrics_rows_are_psnr_ssim_once_per_image():
+    """ScaleMetrics keeps one row per image index (a padded distributed sampler repeats one) in index order."""
+    from afm_sr.metrics import ScaleMetrics
+
+    gen = torch.Generator().manual_seed(0)
+    hr = torch.rand(3, 1, 32, 32, generator=gen)
+    pred, bicubic = hr + 0.05 * torch.rand(hr.shape, generator=gen), hr + 0.1 * torch.rand(hr.shape, generator=gen)
+    metric = ScaleMetrics(2)
+    metric.update(pred[2:], bicubic[2:], hr[2:], torch.tensor([2]))
+    metric.update(pred[:2], bicubic[:2], hr[:2], torch.tensor([0, 1]))
+    metric.update(pred[2:], bicubic[2:], hr[2:], torch.tensor([2]))  # the sampler's padding
+    rows = metric.compute()
+    psnr, ssim = psnr_ssim(pred, hr, 2)
+    bpsnr, bssim = psnr_ssim(bicubic, hr, 2)
+    assert rows["image"].tolist() == [0, 1, 2]
+    for name, want in (("psnr", psnr), ("ssim", ssim), ("bicubic_psnr", bpsnr), ("bicubic_ssim", bssim)):
+        assert torch.allclose(rows[name], want)

@@ -59,7 +59,7 @@ def test_validation_logs_per_scale_beside_bicubic():
     for s in (2, 4):
         hr = torch.randn(1, 1, 32, 32)
         low = hr[..., ::s, ::s]
-        batch = {"low": low, "input": hr + 0.1, "target": hr, "scale": torch.tensor([s]),
+        batch = {"low": low, "input": hr + 0.1, "target": hr, "scale": torch.tensor([s]), "index": torch.tensor([0]),
                  "z_range": torch.tensor([[float(hr.min()), float(hr.max())]])}
         module.validation_step(batch, 0)
     module.on_validation_epoch_end()

@@ -87,8 +87,9 @@ class ImageDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        """Whole image: ``input``/``target`` (1, H, W), ``low`` (1, H/s, W/s), scale, z_range, material, name.
+        """Whole image: ``input``/``target`` (1, H, W), ``low`` (1, H/s, W/s), scale, z_range, material, name, index.
 
+        ``index`` is the image's place in ``images``: rows gathered across processes name it by that.
         ``meters`` = (mean, std, scan width) in meters turns network units back into a height map of the
         real scan size (NaN where the image carries no statistics).
         """
@@ -98,4 +99,4 @@ class ImageDataset(Dataset):
         meters = torch.tensor([mean, std, im.hr.shape[1] * im.pixel_size[0]], dtype=torch.float64)
         return {"input": im.inputs[scale][None], "target": im.hr[None], "low": im.lows[scale][None],
                 "scale": torch.tensor(scale), "z_range": torch.tensor(im.z_range, dtype=torch.float32),
-                "meters": meters, "material": im.material, "name": im.name}
+                "meters": meters, "material": im.material, "name": im.name, "index": torch.tensor(i)}
