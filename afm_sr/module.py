@@ -111,7 +111,8 @@ class SRModule(pl.LightningModule):
 
     def _rows(self, metrics: nn.ModuleDict) -> dict[int, dict[str, torch.Tensor]]:
         """Each measured scale's rows from every process (``ScaleMetrics.compute``), then reset for the next epoch."""
-        rows = {s: metrics[str(s)].compute() for s in self.scales if metrics[str(s)].update_count}
+        rows = {s: {k: v.reshape(-1) for k, v in metrics[str(s)].compute().items()}  # compute() squeezes 1 row to 0-d
+                for s in self.scales if metrics[str(s)].update_count}
         for m in metrics.values():
             m.reset()
         return rows
