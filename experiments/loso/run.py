@@ -84,7 +84,8 @@ def summarize(records_csv: Path, out: Path, args: argparse.Namespace) -> None:
              "", f"Command: `python experiments/loso/run.py --steps {args.steps} --blocks {args.blocks} "
              f"--width {args.width} --compare v01=<v0.1 weights> v02=afm_sr/weights/default.safetensors`.",
              "PSNR gain (dB) over bicubic, mean over the source's maps, check-gain protocol (plane leveled,",
-             "bicubic down by s, range01, border s). `loso`: MultiScaleResNet at reduced size trained on the CPU without source k.",
+             "bicubic down by s, range01, border s). `loso`: MultiScaleResNet at reduced size trained on the CPU",
+             "without source k.",
              "`v01`/`v02`: the shipped models, trained on all sources (test split excepted), so not held out: beside",
              "`loso` they are an upper bound for their recipe.", "",
              "| held-out source | maps | scale | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
