@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +27,9 @@ from afm_sr.io.heightmap import check_pixel_size, value_problem
 from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
 from afm_sr.preprocess import fit_normalization, level
+
+if TYPE_CHECKING:
+    from afm_sr.infer.adapt import SelfCheck
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +156,9 @@ def _prepared_net(model: SRModel, device: str | torch.device, precision: str | i
 def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
             pixel_size: tuple[float, float] | float | None = None, level_plane: bool = False,
             device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
-            batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None
-            ) -> HeightMap:
+            batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None,
+            adapt: bool | None = False, self_check: bool = True, seed: int = 0,
+            adapt_progress: Progress | None = None) -> HeightMap:
     """Super-resolve a height map by ``scale`` with the model and return it in the input's units and scan size.
 
     The network sees what it saw in training: the input (optionally plane-leveled) clipped to its
@@ -193,6 +198,17 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     memory_limit : int or str, optional
         Bytes (or ``"4G"``) the result and the work arrays may take; default ``$AFM_SR_MEMORY_LIMIT`` or half
         the available memory (``afm_sr.io.budget``). Checked before anything of that size is allocated.
+    adapt : bool or None
+        Fine-tune a copy of the model on the scan's own pairs first (``afm_sr.adapt``) and use it where it beats
+        the base model on held-out scan lines; None: where experiments/adapt found it helps (``ADAPT_BY_DEFAULT``).
+    self_check : bool
+        Estimate the gain over bicubic on the scan's own pairs (held-out lines when adapting), log it and store
+        it in the result's metadata (``afm_sr_self_check``, ``afm_sr_estimated_gain_db``); skipped on scans too
+        small for it.
+    seed : int
+        Fixes the adaptation's random crops (the same seed gives the same result).
+    adapt_progress : callable, optional
+        ``adapt_progress(step, steps)`` after each adaptation step.
 
     Raises InputError for heights that are NaN/Inf or beyond float32, work over the memory limit, or a result
     that is not finite (AFMFileError naming the model where its weights are NaN/Inf). Warns (logging) where the
@@ -213,6 +229,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         log.warning(warning)
     heights = level(hm.data) if level_plane else hm.data
     norm = fit_normalization(heights)
+    sr, check = _own_pairs(sr, heights, s, adapt, self_check, seed, device, precision, adapt_progress)
     net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
         out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile, batch=batch,
@@ -220,7 +237,29 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     result = hm.with_data(_checked_result(out, sr), (hm.pixel_size[0] / s, hm.pixel_size[1] / s))
     result.metadata.update({"afm_sr_scale": s, "afm_sr_model": sr.info.source, "afm_sr_leveled": level_plane,
                             "afm_sr_precision": str(precision)})
+    result.metadata.update(check.metadata() if check else {})
     return result
+
+
+def _own_pairs(sr: SRModel, heights: np.ndarray, scale: int, adapt: bool | None, self_check: bool, seed: int,
+               device: str | torch.device, precision: str | int, progress: Progress | None
+               ) -> tuple[SRModel, SelfCheck | None]:
+    """The model to use and the self-check on the scan's own pairs (adapted where asked; None if not checked)."""
+    import afm_sr.infer.adapt as own  # imported here: adapt builds on this module's tiling and devices
+
+    if adapt or (adapt is None and own.ADAPT_BY_DEFAULT.get(scale, False)):
+        adapted = own.adapt(sr, heights, scale, seed=seed, device=device, precision=precision, progress=progress)
+        log.info(adapted.check.message())
+        return adapted.model, adapted.check
+    if not self_check:
+        return sr, None
+    try:
+        check = own.self_check(sr, heights, scale, device=device, precision=precision)
+    except InputError as exc:
+        log.info("no self-check: %s", exc)
+        return sr, None
+    log.info(check.message())
+    return sr, check
 
 
 @dataclass(frozen=True)
@@ -234,6 +273,7 @@ class GainResult:
     model_psnr: float
     model_ssim: float
     convention: str = "range01"
+    self_check: SelfCheck | None = None
 
     @property
     def psnr_gain(self) -> float:
@@ -249,14 +289,17 @@ class GainResult:
 def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
                level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32",
                tile: int | str | None = DEFAULT_TILE, batch: int | None = None,
-               progress: Progress | None = None, memory_limit: int | str | None = None) -> GainResult:
+               progress: Progress | None = None, memory_limit: int | str | None = None, adapt: bool = False,
+               seed: int = 0, adapt_progress: Progress | None = None) -> GainResult:
     """Degrade a high-resolution scan as in the paper, restore it with bicubic and the model, and score both.
 
     The scan is (optionally leveled,) clipped to its 2.5..97.5th percentile and z-scored, cropped to a
     multiple of ``scale``, bicubic-downscaled by ``scale`` and restored to its size by bicubic and by the
     model. PSNR/SSIM use the ``range01`` convention (the HR's clipped range mapped to [0, 1]) with a border
     of ``scale`` pixels, through the same code as training and ``eval.py``. ``memory_limit`` as in ``enhance``
-    (SSIM alone takes about 10 kB per pixel of the scan).
+    (SSIM alone takes about 10 kB per pixel of the scan). With ``adapt`` the model is first adapted as
+    ``enhance(adapt=True)`` would, on the low-resolution image alone (its own pairs), never on the scan scored
+    against; ``self_check`` then holds the estimate that adaptation made.
     """
     hm = _as_heightmap(image, None)
     sr = load_model(model)
@@ -272,8 +315,9 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     if min(hr.shape) < 2 * s:
         raise InputError(f"a {heights.shape[0]}x{heights.shape[1]} image is too small to measure the gain at x{s}")
     lr, bicubic = degrade(BicubicDegradation(), hr, s)
-    net, dev, dtype = _prepared_net(sr, device, precision)
     lr_np = lr.numpy()
+    sr, check = _own_pairs(sr, lr_np, s, adapt, False, seed, device, precision, adapt_progress)
+    net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
         restored = torch.from_numpy(_checked_result(tiled_sr(
             net, lr_np.astype(np.float32), lr_np, s, 1.0, tile=tile, batch=batch, device=dev, dtype=dtype,
@@ -283,7 +327,7 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
         preds = torch.stack([bicubic, restored])[:, None]
         psnr, ssim = psnr_ssim(preds, hr.expand_as(preds[:, 0])[:, None], s, spec, z_range.expand(2, 2))
     return GainResult(s, (int(hr.shape[0]), int(hr.shape[1])), float(psnr[0]), float(ssim[0]), float(psnr[1]),
-                      float(ssim[1]), spec.convention)
+                      float(ssim[1]), spec.convention, check)
 
 
 def bicubic_upscale(hm: HeightMap, scale: int) -> HeightMap:

@@ -1,0 +1,304 @@
+"""Learn from the user's own scan: fine-tune a copy of the model on the scan's own pairs, and estimate its gain.
+
+The scan, downscaled by s with the degradation the shipped model trained with (bicubic or a scan-like point
+sampling with line noise, half each), next to the scan itself, is a training pair from exactly the user's
+instrument, tip and sample (internal learning, ZSSR; test-time adaptation, MZSR). A stripe of whole scan lines
+at the bottom of the scan is held out: it never feeds training, it picks the step count (early stopping), and it
+gives the *self-check*: bicubic vs the base model vs the adapted model on the held-out pairs, an estimate of the
+gain on this very scan. The better of the two models is used. Only the network contract (``net(lr, s)`` =
+bicubic + ``net.residual(lr, s)``) and parameter names are used, never an architecture's internals.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from afm_sr.degrade import BicubicDegradation, Degradation, MixedDegradation, ScanDegradation, check_scale, imresize
+from afm_sr.errors import InputError
+from afm_sr.infer.pipeline import _as_heightmap, resolve_device, resolve_precision
+from afm_sr.infer.tiling import tiled_sr
+from afm_sr.infer.weights import SRModel, load_model
+from afm_sr.io import HeightMap
+from afm_sr.preprocess import fit_normalization, level
+
+#: Adam steps, learning rate, batch of random crops and their LR side (the shipped model's training context).
+DEFAULT_STEPS, DEFAULT_LR, DEFAULT_BATCH, PATCH_LR = 60, 1e-4, 8, 24
+#: The held-out stripe: this fraction of the scan lines, at least MIN_LR low-resolution rows; checked every
+#: CHECK_EVERY steps.
+HOLDOUT, MIN_LR, CHECK_EVERY = 0.25, 8, 10
+#: Degradations drawn per flip of the training region, and the largest window (HR px a side) each is made of.
+DRAWS, POOL_SIDE = 2, 1024
+#: Where ``adapt`` is on by default (``afm-sr enhance`` without --adapt/--no-adapt): what experiments/adapt measured.
+ADAPT_BY_DEFAULT: dict[int, bool] = {2: False, 4: False, 8: False}
+Params = Literal["auto", "all"]
+Progress = Callable[[int, int], None]
+
+
+def training_degradation() -> Degradation:
+    """The degradation the shipped model trained with (conf/degradation/mixed.yaml): bicubic or scan, half each."""
+    return MixedDegradation([BicubicDegradation(), ScanDegradation((0.0, 0.05), (0.0, 0.03), (0.0, 1.0))])
+
+
+@dataclass(frozen=True)
+class PairRegions:
+    """The scan's rows (whole scan lines, full width) that feed training, and those held out for the check."""
+
+    train: slice
+    check: slice
+
+
+def pair_regions(shape: tuple[int, int], scale: int, holdout: float = HOLDOUT) -> PairRegions:
+    """Split the scan's rows: the top part for training pairs, a bottom stripe (a multiple of s rows) held out.
+
+    Whole scan lines are held out, so a line artefact is never on both sides. InputError where either part would
+    be under MIN_LR low-resolution pixels (rows or columns) once downscaled by ``scale``.
+    """
+    s = check_scale(scale, shape)
+    ny, nx = shape
+    if not 0 < holdout < 1:
+        raise InputError(f"holdout {holdout!r} must be a fraction between 0 and 1")
+    need = MIN_LR * s
+    check_rows = max(need, round(ny * holdout / s) * s)
+    train_rows = (ny - check_rows) // s * s
+    if train_rows < need or nx < need:
+        raise InputError(f"a {ny}x{nx} px scan is too small to adapt at x{s}: its own pairs need at least "
+                         f"{2 * need} rows and {need} columns (use a smaller scale or no adaptation)")
+    return PairRegions(slice(0, train_rows), slice(ny - check_rows, ny - (ny - check_rows) % s))
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """PSNR (dB, range01, border s) on the scan's own held-out pairs: bicubic, the base model, the adapted one."""
+
+    scale: int
+    region: str
+    bicubic_psnr: float
+    base_psnr: float
+    adapted_psnr: float | None = None
+    steps: int = 0
+
+    @property
+    def used(self) -> str:
+        """``adapted`` where adapting beat the base model on the held-out pairs, else ``base``."""
+        adapted = self.adapted_psnr is not None and self.steps > 0 and self.adapted_psnr > self.base_psnr
+        return "adapted" if adapted else "base"
+
+    @property
+    def gain(self) -> float:
+        """Estimated PSNR gain (dB) over bicubic of the model used."""
+        best = self.adapted_psnr if self.used == "adapted" else self.base_psnr
+        return float(best) - self.bicubic_psnr
+
+    def message(self) -> str:
+        """One line for the user: the estimate, which model is used, and plainly when bicubic is not beaten."""
+        parts = [f"base {self.base_psnr - self.bicubic_psnr:+.2f} dB"]
+        if self.adapted_psnr is not None:
+            parts.append(f"adapted ({self.steps} steps) {self.adapted_psnr - self.bicubic_psnr:+.2f} dB")
+        head = f"self-check x{self.scale} on {self.region}: vs bicubic {', '.join(parts)}"
+        if self.gain <= 0:
+            return f"{head}; neither model beats bicubic on this scan: the result may be no better than bicubic"
+        return f"{head}; using the {self.used} model, estimated gain {self.gain:+.2f} dB"
+
+    def metadata(self) -> dict[str, str | float | int]:
+        """What the output file keeps (plain numbers and strings, which every writer can store)."""
+        out: dict[str, str | float | int] = {"afm_sr_self_check": self.message(),
+                                             "afm_sr_estimated_gain_db": round(self.gain, 4),
+                                             "afm_sr_model_used": self.used}
+        if self.used == "adapted":
+            out["afm_sr_adapt_steps"] = self.steps
+        return out
+
+
+@dataclass
+class Adapted:
+    """The model to use (a copy; the base model is never changed) and the self-check that chose it."""
+
+    model: SRModel
+    check: SelfCheck
+
+
+class _CheckPairs:
+    """The held-out HR stripe and its bicubic LR, scored like ``check_gain`` (range01 in the scan's clip range)."""
+
+    def __init__(self, hr: np.ndarray, scale: int, z_range: tuple[float, float], device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self.scale, self.device, self.dtype = scale, device, dtype
+        self.hr = torch.from_numpy(hr)
+        self.lr = BicubicDegradation().downscale(self.hr, scale).numpy()
+        self.lo, self.span = z_range[0], z_range[1] - z_range[0]
+
+    def psnr(self, restored: torch.Tensor) -> float:
+        """PSNR (dB) of a restored stripe against the HR, both mapped to [0, 1] and clamped, border s cropped."""
+        b = self.scale
+        pred, ref = ((t[b:-b, b:-b] - self.lo) / self.span for t in (restored, self.hr))
+        mse = float(((pred.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean())
+        return 10 * math.log10(1.0 / max(mse, 1e-20))
+
+    def bicubic(self) -> float:
+        """PSNR of the bicubic upscaling."""
+        return self.psnr(imresize(torch.from_numpy(self.lr), size=tuple(self.hr.shape)))
+
+    def model(self, net: torch.nn.Module) -> float:
+        """PSNR of ``net`` (tiled, so a long stripe of a large scan fits)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == torch.bfloat16):
+            out = tiled_sr(net, self.lr.astype(np.float32), self.lr, self.scale, 1.0, batch=1, device=self.device)
+        return self.psnr(torch.from_numpy(out))
+
+
+def _trainable(net: torch.nn.Module, scale: int, params: Params) -> list[tuple[str, torch.nn.Parameter]]:
+    """Parameters to adapt: ``auto`` this scale's own (``tails.<s>.*``) where the network has them, else all."""
+    named = list(net.named_parameters())
+    if params == "all":
+        return named
+    if params != "auto":
+        raise InputError(f"params {params!r} must be 'auto' or 'all'")
+    own = [(n, p) for n, p in named if n.startswith(f"tails.{scale}.")]
+    return own or named
+
+
+def _pool(hr: torch.Tensor, scale: int, draws: int, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(LR, HR) pairs from the training region, random crops of the pool are what the model learns from.
+
+    Each flip that keeps scan lines as rows (none, left-right, up-down, both = 180 degrees; never a transpose,
+    which would turn line artefacts into columns), degraded ``draws`` times with the training degradation; on a
+    large scan each pair is a random window of at most POOL_SIDE px a side, so memory stays bounded.
+    """
+    degradation = training_degradation()
+    pairs = []
+    for flips in ([], [1], [0], [0, 1]):
+        for _ in range(draws):
+            h, w = (min(n, POOL_SIDE) for n in hr.shape)
+            y, x = (int(torch.randint(0, (n - m) // scale + 1, (), generator=gen)) * scale
+                    for n, m in zip(hr.shape, (h, w), strict=True))
+            window = hr[y:y + h, x:x + w]
+            window = window.flip(flips) if flips else window
+            pairs.append((degradation.downscale(window, scale, gen).float(), window.float()))
+    return pairs
+
+
+def _batch(pool: list[tuple[torch.Tensor, torch.Tensor]], scale: int, patch_lr: int, batch: int,
+           gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random aligned crops (``patch_lr`` LR pixels a side, ``scale`` times that in HR) from random pool pairs."""
+    lrs, hrs = [], []
+    for _ in range(batch):
+        low, high = pool[int(torch.randint(0, len(pool), (), generator=gen))]
+        y, x = (int(torch.randint(0, n - patch_lr + 1, (), generator=gen)) for n in low.shape)
+        lrs.append(low[y:y + patch_lr, x:x + patch_lr])
+        hrs.append(high[y * scale:(y + patch_lr) * scale, x * scale:(x + patch_lr) * scale])
+    return torch.stack(lrs)[:, None], torch.stack(hrs)[:, None]
+
+
+def _prepared(model: SRModel, scale: int, heightmap: HeightMap | np.ndarray, level_plane: bool
+              ) -> tuple[int, np.ndarray, tuple[float, float]]:
+    """The checked scale, the z-scored scan and its clip range in network units (InputError for NaN/constant)."""
+    a = _as_heightmap(heightmap, None).data
+    a = level(a) if level_plane else a
+    s = check_scale(scale, a.shape)
+    if s not in model.info.scales:
+        raise InputError(f"the model {model.info.source} was trained for scales {list(model.info.scales)}, "
+                         f"not x{s}")
+    norm = fit_normalization(a)
+    return s, norm.apply(a.astype(np.float64)), norm.z_range
+
+
+def self_check(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray, scale: int,
+               level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32"
+               ) -> SelfCheck:
+    """Bicubic vs the model on the whole scan's own pairs (the scan downscaled by s, restored, compared with it)."""
+    model = load_model(model)
+    s, z, z_range = _prepared(model, scale, heightmap, level_plane)
+    if min(z.shape) < MIN_LR * s:
+        raise InputError(f"a {z.shape[0]}x{z.shape[1]} px scan is too small for a self-check at x{s}: its own "
+                         f"pairs need {MIN_LR * s} px a side")
+    dev = resolve_device(device)
+    pairs = _CheckPairs(z[: z.shape[0] // s * s, : z.shape[1] // s * s], s, z_range, dev,
+                        resolve_precision(precision, dev))
+    net = copy.deepcopy(model.net).to(dev).eval()
+    return SelfCheck(s, "the whole scan's own pairs", pairs.bicubic(), pairs.model(net))
+
+
+def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray, scale: int,
+          steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR, batch: int = DEFAULT_BATCH, params: Params = "auto",
+          anchor: float = 0.0, holdout: float = HOLDOUT, seed: int = 0, level_plane: bool = False,
+          device: str | torch.device = "auto", precision: str | int = "32", progress: Progress | None = None
+          ) -> Adapted:
+    """Fine-tune a copy of ``model`` on the scan's own pairs and keep it where it beats the base on held-out lines.
+
+    Parameters
+    ----------
+    model : str, os.PathLike or SRModel
+        ``"default"``, a weights path or a loaded model; a loaded model is never changed (a deep copy is trained).
+    heightmap : HeightMap or numpy.ndarray
+        The scan (heights); it is clipped and z-scored like the network input.
+    scale : int
+        The scale to adapt (and enhance) at.
+    steps, lr, batch : int, float, int
+        Adam steps, learning rate and random crops (``PATCH_LR`` LR pixels a side, fewer on small scans) per step.
+    params : ``"auto"`` or ``"all"``
+        Adapt only the scale's own parameters (``tails.<s>.*``, where the network has them) or all.
+    anchor : float
+        Weight of an L2 pull toward the base weights (0: none).
+    holdout : float
+        Fraction of the scan lines held out (``pair_regions``).
+    seed : int
+        Fixes the crops, flips and degradations: the same seed gives the same model.
+    level_plane : bool
+        Subtract the least-squares plane first, as ``enhance(level_plane=True)`` does.
+    device, precision : str
+        As in ``enhance``; ``bf16`` runs the convolutions under autocast.
+    progress : callable, optional
+        ``progress(done, steps)`` after each step.
+    """
+    model = load_model(model)
+    s, z, z_range = _prepared(model, scale, heightmap, level_plane)
+    regions = pair_regions(z.shape, s, holdout)
+    device = resolve_device(device)
+    dtype = resolve_precision(precision, device)
+    train_hr = torch.from_numpy(z[regions.train, : z.shape[1] // s * s])
+    pairs = _CheckPairs(z[regions.check, : z.shape[1] // s * s], s, z_range, device, dtype)
+    region = f"held-out rows {regions.check.start}..{regions.check.stop - 1} of the scan's own pairs"
+    net = copy.deepcopy(model.net).to(device).float().eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    trainable = _trainable(net, s, params)
+    for _, p in trainable:
+        p.requires_grad_(True)
+    base = [p.detach().clone() for _, p in trainable]
+    bicubic_psnr, base_psnr = pairs.bicubic(), pairs.model(net)
+    best, best_step, best_state = -math.inf, 0, base
+    patch_lr = min(PATCH_LR, *(n // s for n in train_hr.shape))
+    gen = torch.Generator().manual_seed(int(seed))
+    pool = _pool(train_hr, s, DRAWS, gen)
+    opt = torch.optim.Adam([p for _, p in trainable], lr=lr)
+    for step in range(1, steps + 1):
+        low, high = (t.to(device) for t in _batch(pool, s, patch_lr, batch, gen))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            bicubic = imresize(low, scale=s)
+            pred = bicubic + net.residual(low, s).float()
+        # each crop's MSE divided by its bicubic MSE, like the shipped model's training loss
+        mse = (pred - high).pow(2).mean(dim=(1, 2, 3)) / ((bicubic - high).pow(2).mean(dim=(1, 2, 3)) + 1e-3)
+        loss = mse.mean() + anchor * sum(((p - b) ** 2).sum() for (_, p), b in zip(trainable, base, strict=True))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % CHECK_EVERY == 0 or step == steps:
+            score = pairs.model(net)
+            if score > best:
+                best, best_step, best_state = score, step, [p.detach().clone() for _, p in trainable]
+        if progress is not None:
+            progress(step, steps)
+    with torch.no_grad():
+        for (_, p), value in zip(trainable, best_state, strict=True):
+            p.copy_(value)
+    net = net.cpu().requires_grad_(False).eval()
+    check = SelfCheck(s, region, bicubic_psnr, base_psnr, best if best_step else None, best_step)
+    chosen = SRModel(net, model.info) if check.used == "adapted" else model
+    return Adapted(chosen, check)
