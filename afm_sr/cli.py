@@ -206,11 +206,7 @@ def run_enhance(args: argparse.Namespace) -> int:
         make_folder(args.output)
     claimed: set[Path] = set()
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
-
-    def tile_progress(done: int, total: int) -> None:
-        tiles.total = total
-        tiles.n = done
-        tiles.refresh()
+    tile_progress, adapt_progress = _bar_progress(tiles), _bar_progress(tiles, "adapting")
 
     with logging_redirect_tqdm():
         for src in tqdm(files, desc="files", unit="file", disable=None, position=0):
@@ -223,7 +219,10 @@ def run_enhance(args: argparse.Namespace) -> int:
                 tiles.reset()
                 out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device,
                               precision=args.precision, tile=args.tile, progress=tile_progress,
-                              memory_limit=args.memory_limit)
+                              memory_limit=args.memory_limit, adapt=args.adapt, seed=args.seed,
+                              adapt_progress=adapt_progress)
+                if "afm_sr_self_check" in out.metadata:
+                    tqdm.write(f"{src.name}: {out.metadata['afm_sr_self_check']}")
                 write(out, dest, overwrite=args.force, memory_limit=args.memory_limit)
                 if preview is not None:
                     save_preview(hm, out, preview, title=f"{src.name} x{args.scale}", level_plane=args.level)
@@ -237,6 +236,27 @@ def run_enhance(args: argparse.Namespace) -> int:
                        + (f", preview {preview.name})" if preview else ")"))
     tiles.close()
     return EXIT_ERROR if failed else 0
+
+
+def _bar_progress(bar: object, what: str = "tiles") -> Callable[[int, int], None]:
+    """A ``progress(done, total)`` callback that shows ``what`` on the tqdm ``bar``."""
+
+    def progress(done: int, total: int) -> None:
+        bar.set_description_str(what, refresh=False)
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return progress
+
+
+def add_adapt_options(parser: argparse.ArgumentParser, default: bool | None) -> None:
+    """``--adapt/--no-adapt`` (learn from the scan's own pairs first) and ``--seed``."""
+    parser.add_argument("--adapt", action=argparse.BooleanOptionalAction, default=default,
+                        help="fine-tune a copy of the model on the scan's own pairs (the scan downscaled by S) first "
+                             "and use it where it beats the model on held-out scan lines"
+                             + (" (default: where experiments/adapt measured a gain)" if default is None else ""))
+    parser.add_argument("--seed", type=int, default=0, help="seed of the adaptation's random crops (default 0)")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -268,8 +288,10 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
                         help="output format (default gwy, or the suffix of -o FILE)")
     parser.add_argument("--force", action="store_true", help="replace existing outputs")
     parser.add_argument("--preview", action="store_true",
-                        help="also write <output>_preview.png: input | bicubic | afm-sr in nm, one colour scale")
+                        help="also write <output>_preview.png: input | bicubic | afm-sr in nm, one colour scale, "
+                             "with zoomed crops where they differ most")
     add_model_options(parser)
+    add_adapt_options(parser, None)
     add_file_options(parser)
     parser.set_defaults(func=run_enhance)
 
@@ -285,20 +307,29 @@ def run_check_gain(args: argparse.Namespace) -> int:
         try:
             res = check_gain(read(path, args.channel, args.pixel_size, args.z_unit, args.memory_limit), args.scale,
                              model, level_plane=args.level, device=args.device, precision=args.precision,
-                             tile=args.tile, memory_limit=args.memory_limit)
+                             tile=args.tile, memory_limit=args.memory_limit, adapt=args.adapt, seed=args.seed)
         except (AFMSRError, MemoryError) as exc:
             print(_error_line(exc, path), file=sys.stderr)
             failed += 1
             continue
         pixels = f"{res.shape[1]}x{res.shape[0]}"
         rows += [[Path(path).name, pixels, "bicubic", f"{res.bicubic_psnr:.2f}", f"{res.bicubic_ssim:.4f}"],
-                 [Path(path).name, pixels, "afm-sr", f"{res.model_psnr:.2f}", f"{res.model_ssim:.4f}"],
+                 [Path(path).name, pixels, _method(res), f"{res.model_psnr:.2f}", f"{res.model_ssim:.4f}"],
                  ["", "", "gain", f"{res.psnr_gain:+.2f}", f"{res.ssim_gain:+.4f}"]]
+        if res.self_check is not None:
+            rows.append(["", "", f"estimated ({res.self_check.used})", f"{res.self_check.gain:+.2f}", ""])
+            print(f"{Path(path).name}: {res.self_check.message()}")
     if rows:
         print(f"x{args.scale}: each scan clipped to its 2.5..97.5th percentile and z-scored, bicubic-downscaled by "
               f"{args.scale}, restored by bicubic and by afm-sr; range01 PSNR/SSIM, border {args.scale} px")
         print(format_table(["file", "HR pixels", "method", "PSNR (dB)", "SSIM"], rows))
     return EXIT_ERROR if failed else 0
+
+
+def _method(res: object) -> str:
+    """``afm-sr``, or ``afm-sr adapted`` where check-gain --adapt used the adapted model."""
+    check = getattr(res, "self_check", None)
+    return "afm-sr adapted" if check is not None and check.used == "adapted" else "afm-sr"
 
 
 def add_check_gain(subparsers: argparse._SubParsersAction) -> None:
@@ -307,6 +338,7 @@ def add_check_gain(subparsers: argparse._SubParsersAction) -> None:
                                                       "and afm-sr, print PSNR/SSIM of both")
     parser.add_argument("files", nargs="+", metavar="FILE")
     add_model_options(parser)
+    add_adapt_options(parser, False)
     add_file_options(parser)
     parser.set_defaults(func=run_check_gain)
 

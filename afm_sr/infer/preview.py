@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from afm_sr.infer.pipeline import bicubic_upscale
 from afm_sr.io import HeightMap
 from afm_sr.preprocess import level
@@ -13,21 +15,43 @@ from afm_sr.report.figures import comparison_panel, save_png
 _DISPLAY = {"m": (1e9, "nm")}
 
 
+#: Side of the zoomed window in output pixels (at most half the image).
+ZOOM_PX = 96
+
+
+def most_different(a: np.ndarray, b: np.ndarray, side: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The ``side``-pixel window (clipped to half the image) where ``a`` and ``b`` differ most (sum of squares).
+
+    Returned as ((y0, y1), (x0, x1)) fractions of the image, so every image of a panel can cut the same area.
+    """
+    diff = (np.asarray(a, dtype=np.float64) - b) ** 2
+    h, w = (max(1, min(side, n // 2)) for n in diff.shape)
+    sums = np.pad(diff.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    boxes = sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
+    y, x = np.unravel_index(int(np.argmax(boxes)), boxes.shape)
+    return ((y / diff.shape[0], (y + h) / diff.shape[0]), (x / diff.shape[1], (x + w) / diff.shape[1]))
+
+
 def save_preview(original: HeightMap, enhanced: HeightMap, path: str | Path, title: str = "",
                  level_plane: bool = False) -> Path:
-    """Write input | bicubic | afm-sr in nm with a scale bar and a mid-height cross-section, atomically.
+    """Write input | bicubic | afm-sr in nm with a scale bar, a mid-height cross-section and zoomed crops, atomically.
 
-    ``level_plane`` levels the input as ``enhance`` did, so all three share one colour scale.
+    ``level_plane`` levels the input as ``enhance`` did, so all three share one colour scale. The crops show, at
+    full output resolution, the window where bicubic and afm-sr differ most; the title carries the self-check
+    estimate where ``enhanced`` has one (``afm_sr_estimated_gain_db``).
     """
     if level_plane:
         original = original.with_data(level(original.data))
     scale = round(enhanced.shape[1] / original.shape[1])
     factor, unit = _DISPLAY.get(original.z_unit, (1.0, original.z_unit))
     name = f"input {original.shape[1]}x{original.shape[0]}"
-    images = {name: original.data * factor,
-              f"bicubic x{scale}": bicubic_upscale(original, scale).data * factor,
-              f"afm-sr x{scale}": enhanced.data * factor}
+    bicubic = bicubic_upscale(original, scale).data * factor
+    images = {name: original.data * factor, f"bicubic x{scale}": bicubic, f"afm-sr x{scale}": enhanced.data * factor}
     scan_size = None if original.metadata.get("pixel_size_unknown") else original.scan_size[0]
+    gain = enhanced.metadata.get("afm_sr_estimated_gain_db")
+    if gain is not None:
+        used = enhanced.metadata.get("afm_sr_model_used", "base")
+        title = f"{title}\nself-check: {gain:+.2f} dB over bicubic on the scan's own pairs ({used} model)".strip()
     fig = comparison_panel(images, scan_size_m=scan_size, unit=unit, title=title, row=original.shape[0] // 2,
-                           reference=name)
+                           reference=name, zoom=most_different(bicubic, images[f"afm-sr x{scale}"], ZOOM_PX))
     return save_png(fig, path)

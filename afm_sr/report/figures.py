@@ -58,28 +58,36 @@ def _show(ax: Axes, image: np.ndarray, extent: tuple[float, float, float, float]
 
 
 def comparison_panel(images: Mapping[str, np.ndarray], scan_size_m: float | None = None, unit: str = "nm",
-                     title: str = "", row: int | None = None, reference: str | None = None) -> Figure:
+                     title: str = "", row: int | None = None, reference: str | None = None,
+                     zoom: tuple[tuple[float, float], tuple[float, float]] | None = None) -> Figure:
     """Images side by side on the reference's colour scale (default: the last image, the HR), in physical extent.
 
     Every image is drawn over the same physical area whatever its pixel count, so an LR scan and its
     upscaled versions line up. With ``row`` (in reference pixels), a second line of axes shows that row's
-    cross-section in every image over the reference's.
+    cross-section in every image over the reference's. With ``zoom`` ((y0, y1), (x0, x1) as fractions of the
+    image, from the top left), a last line shows that window of every image at its own full resolution, on the
+    window's colour scale, and a box marks it on the maps.
     """
     names = list(images)
     ref_name = names[-1] if reference is None else reference
     ref = np.asarray(images[ref_name])
     vmin, vmax = np.percentile(ref, [0.5, 99.5])
-    n = len(names)
-    fig, axes = plt.subplots(2 if row is not None else 1, n, figsize=(3.2 * n, 6.2 if row is not None else 3.4),
-                             squeeze=False, constrained_layout=True)
+    n, n_rows = len(names), 1 + (row is not None) + (zoom is not None)
+    fig, axes = plt.subplots(n_rows, n, figsize=(3.2 * n, 0.6 + 2.9 * n_rows), squeeze=False, constrained_layout=True)
     extent = _extent(ref.shape, scan_size_m)
     for ax, name in zip(axes[0], names, strict=False):
         im = _show(ax, images[name], extent, vmin, vmax, name, scan_size_m)
         if row is not None:
             ax.axhline((1 - (row + 0.5) / ref.shape[0]) * extent[3], color="cyan", lw=0.6, ls="--")
+        if zoom is not None:
+            (y0, y1), (x0, x1) = zoom
+            ax.add_patch(plt.Rectangle((x0 * extent[1], (1 - y1) * extent[3]), (x1 - x0) * extent[1],
+                                       (y1 - y0) * extent[3], fill=False, edgecolor="cyan", lw=1))
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=unit)
     if row is not None:
         _cross_sections(axes[1], images, row, ref_name, scan_size_m, unit)
+    if zoom is not None:
+        _zooms(axes[-1], images, zoom, unit)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
@@ -130,6 +138,23 @@ def _profile(image: np.ndarray, row: int, ref_shape: tuple[int, ...], width: flo
     return (np.arange(a.shape[1]) + 0.5) / a.shape[1] * width, a[r]
 
 
+def _zooms(axes: np.ndarray, images: Mapping[str, np.ndarray], zoom: tuple[tuple[float, float], tuple[float, float]],
+           unit: str) -> None:
+    """One window (fractions of each image) of every image at its own pixels, on the last image's window scale."""
+    def window(image: np.ndarray) -> np.ndarray:
+        a = np.asarray(image)
+        (y0, y1), (x0, x1) = zoom
+        return a[int(y0 * a.shape[0]):max(int(y0 * a.shape[0]) + 1, round(y1 * a.shape[0])),
+                 int(x0 * a.shape[1]):max(int(x0 * a.shape[1]) + 1, round(x1 * a.shape[1]))]
+
+    crops = {name: window(image) for name, image in images.items()}
+    vmin, vmax = np.percentile(list(crops.values())[-1], [0.5, 99.5])
+    for ax, crop in zip(axes, crops.values(), strict=False):
+        im = _show(ax, crop, (0, crop.shape[1], 0, crop.shape[0]), vmin, vmax,
+                   f"zoom: {crop.shape[1]}x{crop.shape[0]} px", None)
+    plt.colorbar(im, ax=list(axes), shrink=0.8, label=unit)
+
+
 def _cross_sections(axes: np.ndarray, images: Mapping[str, np.ndarray], row: int, ref_name: str,
                     scan_size_m: float | None, unit: str) -> None:
     """Profiles through the same physical row of every image, each overlaid on the reference's."""
@@ -137,7 +162,8 @@ def _cross_sections(axes: np.ndarray, images: Mapping[str, np.ndarray], row: int
     ref = np.asarray(images[ref_name])
     width = scan_size_m * 1e6 if scan_size_m else ref.shape[1]
     for ax, name in zip(axes, names, strict=False):
-        ax.plot(*_profile(ref, row, ref.shape, width), color="0.6", lw=1, label=ref_name)
+        if name != ref_name:  # the reference's own plot needs no overlay (nor a second legend entry)
+            ax.plot(*_profile(ref, row, ref.shape, width), color="0.6", lw=1, label=ref_name)
         ax.plot(*_profile(images[name], row, ref.shape, width), color="C0", lw=1, label=name)
         ax.set_xlabel("µm" if scan_size_m else "px")
         ax.set_ylabel(unit)
