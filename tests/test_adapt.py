@@ -58,19 +58,21 @@ def test_only_this_scales_parameters_are_adapted(model: SRModel) -> None:
             assert torch.equal(p, new[name])
 
 
-def test_held_out_lines_never_feed_training(model: SRModel, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("side", "scale"), [(100, 2), (75, 4)])
+def test_held_out_lines_never_feed_training(model: SRModel, monkeypatch: pytest.MonkeyPatch, side: int,
+                                            scale: int) -> None:
     seen: list[torch.Tensor] = []
     pool = adapt_module._pool
     monkeypatch.setattr(adapt_module, "_pool", lambda hr, *a: seen.append(hr) or pool(hr, *a))
-    scan = surface(100, seed=3)
-    regions = pair_regions(scan.shape, 2)
+    scan = surface(side, seed=3)
+    regions = pair_regions(scan.shape, scale)
     assert regions.train.stop <= regions.check.start and regions.check.stop <= scan.shape[0]
-    assert (regions.check.stop - regions.check.start) % 2 == 0 and regions.train.stop % 2 == 0
+    assert (regions.check.stop - regions.check.start) % scale == 0 and regions.train.stop % scale == 0
     scan[regions.check] += 1e-6  # a tall plateau only on the held-out lines
-    result = adapt(model, scan, 2, steps=2, batch=2, device="cpu")
+    result = adapt(model, scan, scale, steps=2, batch=2, device="cpu")
     z = adapt_module.fit_normalization(scan).apply(scan)
     assert len(seen) == 1 and seen[0].shape[0] == regions.train.stop
-    np.testing.assert_array_equal(seen[0].numpy(), z[regions.train, :100])
+    np.testing.assert_array_equal(seen[0].numpy(), z[regions.train, : side // scale * scale])
     assert str(regions.check.start) in result.check.region
 
 

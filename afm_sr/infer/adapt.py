@@ -71,7 +71,7 @@ def pair_regions(shape: tuple[int, int], scale: int, holdout: float = HOLDOUT) -
     if train_rows < need or nx < need:
         raise InputError(f"a {ny}x{nx} px scan is too small to adapt at x{s}: its own pairs need at least "
                          f"{2 * need} rows and {need} columns (use a smaller scale or no adaptation)")
-    return PairRegions(slice(0, train_rows), slice(ny - check_rows, ny - (ny - check_rows) % s))
+    return PairRegions(slice(0, train_rows), slice(ny - check_rows, ny))
 
 
 @dataclass(frozen=True)
