@@ -79,6 +79,9 @@ def model_options() -> list[Widget]:
                  tooltip="a train.py checkpoint or exported .safetensors; empty: the packaged model"),
         CheckBox(name="level_plane", text="level plane", value=False,
                  tooltip="subtract the least-squares plane first"),
+        CheckBox(name="adapt", text="adapt to this scan", value=False,
+                 tooltip="fine-tune a copy of the model on the scan's own pairs first (about a minute on a CPU); "
+                         "used where it beats the model on held-out scan lines"),
         SpinBox(name="tile", label="tile (px)", min=32, max=8192, step=32, value=DEFAULT_TILE,
                 tooltip="output tile side; bounds memory, the result does not depend on it"),
         ComboBox(name="device", choices=list(DEVICES), value="auto"),
@@ -221,6 +224,8 @@ class EnhanceWidget(RunDock):
             self.last = (layer, self.add_upscaled(layer, out, s, "afm-sr"), leveled, s)
             self.side_button.enabled = True
             self.status.value = f"{hm.shape[1]}x{hm.shape[0]} -> {out.shape[1]}x{out.shape[0]} px"
+            if "afm_sr_self_check" in out.metadata:
+                self.status.value += f"; {out.metadata['afm_sr_self_check']}"
 
         return work, done
 

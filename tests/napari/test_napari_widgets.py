@@ -110,6 +110,16 @@ def read_back(layer: Any) -> HeightMap:
     return widgets.layer_heightmap(layer)
 
 
+def test_adapt_checkbox_equals_the_api(make_napari_viewer, qtbot, tiny_model: Path, notes: Notes) -> None:
+    viewer = make_napari_viewer()
+    data = surface(40)
+    widget = dock(viewer, "Enhance", add_scan(viewer, data), tiny_model, scale=2, adapt=True)
+    run(qtbot, widget)
+    expected = afm_sr.enhance(HeightMap(data, PIXEL), scale=2, model=tiny_model, device="cpu", adapt=True)
+    assert np.array_equal(viewer.layers["scan afm-sr x2"].data, expected.data)
+    assert "self-check x2 on held-out rows" in widget.status.value and not notes.errors()
+
+
 def test_check_gain_equals_the_api(make_napari_viewer, qtbot, tiny_model: Path, notes: Notes) -> None:
     viewer = make_napari_viewer()
     data = surface(40)
