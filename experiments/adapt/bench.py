@@ -1,7 +1,7 @@
 """Adaptation on real scans of realistic size: bicubic, base, adapted, self-check estimate vs true gain, time.
 
-python experiments/adapt/bench.py [--scales 2 4] [--steps 60] [--params auto] [--lr 1e-4] [--files N]
-                                  [--train-maps N] [--out experiments/adapt/results_<tag>.md]
+python experiments/adapt/bench.py [--scales 2 4] [--steps 40] [--params auto|all] [--lr 1e-4] [--anchor 0]
+                                  [--files 6] [--train-maps 4] [--out experiments/adapt/results_<tag>.md]
 
 Files: the readable ../shared/afm-samples scans (duplicates of one scan in another format dropped) and the
 held-out test split of ../shared/afm-train (``split_groups`` with the datamodule's fractions and seed). Per file
@@ -36,8 +36,12 @@ DUPLICATES = {"AFMReader__sample_0.top", "SciFiDatasets__GwiddionReader_chip.gsf
               "AFMReader__sample_0.jpk-qi-image"}
 
 
+#: afm-train test maps smaller than this (150 px crops) are not the size users enhance
+MIN_SIDE = 256
+
+
 def scans(n_samples: int, n_train: int) -> list[tuple[str, HeightMap]]:
-    """(name, scan) for the afm-samples files that read, then the held-out afm-train test maps."""
+    """(name, scan) for the afm-samples files that read, then the held-out afm-train test maps of MIN_SIDE px+."""
     out = []
     for path in sorted((SHARED / "afm-samples").iterdir()):
         if path.suffix.lower() in (".md", ".csv") or path.is_dir() or path.name in DUPLICATES:
@@ -50,7 +54,7 @@ def scans(n_samples: int, n_train: int) -> list[tuple[str, HeightMap]]:
     maps = FolderMaterial(name="afm_train", path=str(SHARED / "afm-train"), glob="*.npy", channel=None,
                           level_plane=True, align_rows=False, limit=None, pixel_size=1e-8).load()
     parts = split_groups([m.metadata["group"] for m in maps], (0.7, 0.15, 0.15), 1234, "afm_train")
-    test = [m for m, part in zip(maps, parts, strict=True) if part == "test"]
+    test = [m for m, part in zip(maps, parts, strict=True) if part == "test" and min(m.shape) >= MIN_SIDE]
     return out + [(f"afm-train:{m.metadata['group']}", m) for m in test[:n_train]]
 
 
@@ -65,12 +69,12 @@ def main() -> None:
     """Print and write the per-file table, means per scale and the Spearman correlations."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 4])
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--params", default="auto")
     parser.add_argument("--anchor", type=float, default=0.0)
-    parser.add_argument("--files", type=int, default=8)
-    parser.add_argument("--train-maps", type=int, default=3)
+    parser.add_argument("--files", type=int, default=6)
+    parser.add_argument("--train-maps", type=int, default=4)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     model = load_model("default")
