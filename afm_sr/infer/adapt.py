@@ -29,14 +29,17 @@ from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.preprocess import fit_normalization, level
 
-#: Adam steps, learning rate, batch of random crops and their LR side (the shipped model's training context).
-DEFAULT_STEPS, DEFAULT_LR, DEFAULT_BATCH, PATCH_LR = 60, 1e-4, 8, 24
+#: Adam steps, learning rate, batch of random crops and their LR side (the shipped model's training context):
+#: the least harmful recipe of experiments/adapt/RESULTS.md.
+DEFAULT_STEPS, DEFAULT_LR, DEFAULT_BATCH, PATCH_LR = 40, 3e-5, 8, 24
 #: The held-out stripe: this fraction of the scan lines, at least MIN_LR low-resolution rows; checked every
 #: CHECK_EVERY steps.
 HOLDOUT, MIN_LR, CHECK_EVERY = 0.25, 8, 10
 #: Degradations drawn per flip of the training region, and the largest window (HR px a side) each is made of.
 DRAWS, POOL_SIDE = 2, 1024
-#: Where ``adapt`` is on by default (``afm-sr enhance`` without --adapt/--no-adapt): what experiments/adapt measured.
+#: Where ``adapt`` is on by default (``enhance(adapt=None)``, ``afm-sr enhance`` without --adapt/--no-adapt):
+#: nowhere, since with the v0.2 model no recipe of experiments/adapt/RESULTS.md raised the mean true gain at
+#: x2 or x4 (x8 was not measured).
 ADAPT_BY_DEFAULT: dict[int, bool] = {2: False, 4: False, 8: False}
 Params = Literal["auto", "all"]
 Progress = Callable[[int, int], None]

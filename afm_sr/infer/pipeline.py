@@ -157,7 +157,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
             pixel_size: tuple[float, float] | float | None = None, level_plane: bool = False,
             device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
             batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None,
-            adapt: bool | None = False, self_check: bool = True, seed: int = 0,
+            adapt: bool | None = None, self_check: bool = True, seed: int = 0,
             adapt_progress: Progress | None = None) -> HeightMap:
     """Super-resolve a height map by ``scale`` with the model and return it in the input's units and scan size.
 
