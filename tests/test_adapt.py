@@ -51,7 +51,7 @@ def test_adapt_never_changes_the_model_and_repeats_for_a_seed(model: SRModel) ->
 
 def test_only_this_scales_parameters_are_adapted(model: SRModel) -> None:
     """``params='auto'`` trains tails.<s>.* alone: the body and the other scales' tails stay the base's."""
-    result = adapt(model, surface(96, seed=2), 2, steps=10, batch=4, lr=1e-2, device="cpu")
+    result = adapt(model, surface(96, seed=2), 2, steps=10, batch=4, lr=1e-2, params="auto", device="cpu")
     new = dict(result.model.net.named_parameters())
     for name, p in model.net.named_parameters():
         if not name.startswith("tails.2."):

@@ -29,9 +29,10 @@ from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.preprocess import fit_normalization, level
 
-#: Adam steps, learning rate, batch of random crops and their LR side (the shipped model's training context):
-#: the least harmful recipe of experiments/adapt/RESULTS.md.
-DEFAULT_STEPS, DEFAULT_LR, DEFAULT_BATCH, PATCH_LR = 40, 3e-5, 8, 24
+#: Adam steps, batch of random crops and their LR side (the shipped model's training context).
+DEFAULT_STEPS, DEFAULT_BATCH, PATCH_LR = 40, 8, 24
+#: Parameters adapted and learning rate per scale: the best recipe measured there (experiments/adapt/RESULTS.md).
+RECIPES: dict[int, tuple[str, float]] = {2: ("all", 1e-5), 4: ("auto", 3e-5), 8: ("auto", 3e-5)}
 #: The held-out stripe: this fraction of the scan lines, at least MIN_LR low-resolution rows; checked every
 #: CHECK_EVERY steps.
 HOLDOUT, MIN_LR, CHECK_EVERY = 0.25, 8, 10
@@ -229,7 +230,7 @@ def self_check(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.nda
 
 
 def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray, scale: int,
-          steps: int = DEFAULT_STEPS, lr: float = DEFAULT_LR, batch: int = DEFAULT_BATCH, params: Params = "auto",
+          steps: int = DEFAULT_STEPS, lr: float | None = None, batch: int = DEFAULT_BATCH, params: Params | None = None,
           anchor: float = 0.0, holdout: float = HOLDOUT, seed: int = 0, level_plane: bool = False,
           device: str | torch.device = "auto", precision: str | int = "32", progress: Progress | None = None
           ) -> Adapted:
@@ -244,9 +245,11 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
     scale : int
         The scale to adapt (and enhance) at.
     steps, lr, batch : int, float, int
-        Adam steps, learning rate and random crops (``PATCH_LR`` LR pixels a side, fewer on small scans) per step.
-    params : ``"auto"`` or ``"all"``
-        Adapt only the scale's own parameters (``tails.<s>.*``, where the network has them) or all.
+        Adam steps, learning rate (default: the scale's ``RECIPES``) and random crops (``PATCH_LR`` LR pixels a
+        side, fewer on small scans) per step.
+    params : ``"auto"``, ``"all"`` or None
+        Adapt only the scale's own parameters (``tails.<s>.*``, where the network has them) or all (default: the
+        scale's ``RECIPES``).
     anchor : float
         Weight of an L2 pull toward the base weights (0: none).
     holdout : float
@@ -271,6 +274,7 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
     net = copy.deepcopy(model.net).to(device).float().eval()
     for p in net.parameters():
         p.requires_grad_(False)
+    params, lr = params or RECIPES[s][0], lr or RECIPES[s][1]
     trainable = _trainable(net, s, params)
     for _, p in trainable:
         p.requires_grad_(True)

@@ -1,6 +1,6 @@
 """Adaptation on real scans of realistic size: bicubic, base, adapted, self-check estimate vs true gain, time.
 
-python experiments/adapt/bench.py [--scales 2 4] [--steps 40] [--params auto|all] [--lr 3e-5] [--anchor 0]
+python experiments/adapt/bench.py [--scales 2 4] [--steps 40] [--params auto|all] [--lr LR] [--anchor 0]
                                   [--files 6] [--train-maps 4] [--out experiments/adapt/results_<tag>.md]
 
 Files: the readable ../shared/afm-samples scans (duplicates of one scan in another format dropped) and the
@@ -25,7 +25,7 @@ from afm_sr.data import split_groups
 from afm_sr.degrade import imresize, modcrop
 from afm_sr.errors import AFMSRError
 from afm_sr.infer import check_gain, load_model
-from afm_sr.infer.adapt import DEFAULT_LR, DEFAULT_STEPS, adapt, self_check
+from afm_sr.infer.adapt import DEFAULT_STEPS, adapt, self_check
 from afm_sr.io import HeightMap, read
 from afm_sr.materials.folder import FolderMaterial
 from afm_sr.preprocess import fit_normalization, level
@@ -70,8 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
-    parser.add_argument("--params", default="auto")
+    parser.add_argument("--lr", type=float, default=None, help="default: the scale's adapt.RECIPES")
+    parser.add_argument("--params", default=None, help="auto or all (default: the scale's adapt.RECIPES)")
     parser.add_argument("--anchor", type=float, default=0.0)
     parser.add_argument("--files", type=int, default=6)
     parser.add_argument("--train-maps", type=int, default=4)
