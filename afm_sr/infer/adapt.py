@@ -114,7 +114,7 @@ class SelfCheck:
     def metadata(self) -> dict[str, str | float | int]:
         """What the output file keeps (plain numbers and strings, which every writer can store)."""
         out: dict[str, str | float | int] = {"afm_sr_self_check": self.message(),
-                                             "afm_sr_estimated_gain_db": round(self.gain, 4),
+                                             "afm_sr_estimated_gain_db": round(self.gain, 2),
                                              "afm_sr_model_used": self.used}
         if self.used == "adapted":
             out["afm_sr_adapt_steps"] = self.steps
@@ -292,7 +292,9 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
             pred = bicubic + net.residual(low, s).float()
         # each crop's MSE divided by its bicubic MSE, like the shipped model's training loss
         mse = (pred - high).pow(2).mean(dim=(1, 2, 3)) / ((bicubic - high).pow(2).mean(dim=(1, 2, 3)) + 1e-3)
-        loss = mse.mean() + anchor * sum(((p - b) ** 2).sum() for (_, p), b in zip(trainable, base, strict=True))
+        loss = mse.mean()
+        if anchor:
+            loss = loss + anchor * sum(((p - b) ** 2).sum() for (_, p), b in zip(trainable, base, strict=True))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
