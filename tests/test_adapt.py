@@ -89,7 +89,7 @@ def test_bad_inputs_are_clear(model: SRModel, scan: np.ndarray, message: str) ->
 def test_enhance_stores_the_self_check(model: SRModel) -> None:
     out = enhance(HeightMap(surface(64), (1e-8, 1e-8)), 2, model, device="cpu")
     check = self_check(model, surface(64), 2, device="cpu")
-    assert out.metadata["afm_sr_estimated_gain_db"] == pytest.approx(check.gain, abs=1e-4)
+    assert out.metadata["afm_sr_estimated_gain_db"] == pytest.approx(check.gain, abs=0.005)
     assert out.metadata["afm_sr_self_check"].startswith("self-check x2 on the whole scan")
     tiny = enhance(surface(12), 4, model, device="cpu")  # too small for a self-check: enhanced anyway
     assert "afm_sr_self_check" not in tiny.metadata and afm_sr.adapt is adapt
