@@ -82,8 +82,9 @@ def model_options() -> list[Widget]:
         CheckBox(name="adapt", text="adapt to this scan", value=False,
                  tooltip="fine-tune a copy of the model on the scan's own pairs first (about a minute on a CPU); "
                          "used where it beats the model on held-out scan lines"),
-        SpinBox(name="tile", label="tile (px)", min=32, max=8192, step=32, value=DEFAULT_TILE,
-                tooltip="output tile side; bounds memory, the result does not depend on it"),
+        SpinBox(name="tile", label="tile (px)", min=0, max=8192, step=32, value=0,
+                tooltip=f"output tile side, 0 = {DEFAULT_TILE} (at least 512 and twice the network's reach); "
+                        "bounds memory, the result does not depend on it"),
         ComboBox(name="device", choices=list(DEVICES), value="auto"),
         ComboBox(name="precision", choices=list(PRECISIONS), value="32", tooltip="convolution precision"),
     ]
@@ -120,6 +121,7 @@ class RunDock(Container):
         """The options as keyword arguments of ``afm_sr.enhance``/``check_gain`` (no model file: the default)."""
         values = {w.name: w.value for w in self.option_widgets}
         values["model"] = "default" if values["model"] is None else str(values["model"])
+        values["tile"] = values["tile"] or DEFAULT_TILE  # 0: the pipeline's automatic tile size
         return values
 
     def job(self, hm: HeightMap, layer: Image, opts: dict[str, Any]

@@ -57,7 +57,7 @@ def test_reader_on_real_files(path: Path, notes: Notes) -> None:
     assert kind == "image" and np.array_equal(data, hm.data) and data.dtype == np.float64
     assert kwargs["scale"] == (hm.pixel_size[1], hm.pixel_size[0]) and kwargs["units"] == ("m", "m")
     assert kwargs["metadata"]["file"] == str(path) and kwargs["metadata"]["units"] == "m"
-    assert kwargs["metadata"]["channel"] == describe(path).channel  # what `afm-sr info` picks
+    assert kwargs["metadata"]["channel"] == describe(path).channel.name  # what `afm-sr info` picks
     assert not notes.seen
 
 
