@@ -98,7 +98,7 @@ class AFMDataModule(pl.LightningDataModule):
                 parts = split_groups(groups, self.split, self.split_seed, key)
                 for im, part in zip(prepared, parts, strict=True):
                     self.images[part].append(im)
-            log.info("images per split: %s", {k: len(v) for k, v in self.images.items()})
+            log.info("images per split: %s", ", ".join(f"{k} {len(v)}" for k, v in self.images.items()))
         counts = {k: len(v) for k, v in self.images.items()}
         needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage or "", SPLITS)
         empty = [k for k in needed if counts[k] == 0]
