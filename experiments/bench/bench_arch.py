@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import numpy as np
 import torch
@@ -20,6 +19,11 @@ import torch
 from afm_sr.infer import ModelInfo, SRModel, enhance, resolve_device
 from afm_sr.models import VDSR, MultiScaleResNet, SRNet
 from afm_sr.models.checkpoint import ArchRecord, arch_record
+
+try:
+    from bench_infer import best_of  # enhance returns host arrays, so its timing needs no CUDA synchronize
+except ImportError:  # run as a module
+    from experiments.bench.bench_infer import best_of
 
 
 def wrap(net: SRNet) -> SRModel:
@@ -42,19 +46,6 @@ def macs_per_output_pixel(net: SRNet, scale: int, lr: int = 32) -> float:
     for h in handles:
         h.remove()
     return total / (lr * scale) ** 2
-
-
-def best_of(fn: object, repeats: int) -> float:
-    """Fastest wall time of ``repeats`` calls after one warm-up call (seconds)."""
-    fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
