@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
-from afm_sr.io import FileInfo, check_destination, describe, read, reserve_write, write
+from afm_sr.io import WRITERS, FileInfo, check_destination, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
 from afm_sr.io.budget import parse_size
 from afm_sr.io.heightmap import check_pixel_size
@@ -284,7 +284,7 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="AFM files or glob patterns")
     parser.add_argument("-o", "--output", type=Path,
                         help="output file (one input) or folder (default: beside each input, <name>_x<S>.gwy)")
-    parser.add_argument("--format", choices=["gwy", "tiff", "npy", "txt"],
+    parser.add_argument("--format", choices=sorted({suffix.lstrip(".") for suffix in WRITERS} - {"tif"}),
                         help="output format (default gwy, or the suffix of -o FILE)")
     parser.add_argument("--force", action="store_true", help="replace existing outputs")
     parser.add_argument("--preview", action="store_true",

@@ -27,7 +27,7 @@ class Normalization:
         return (np.clip(heights, self.lo, self.hi) - self.mean) / self.std
 
     def invert(self, z: np.ndarray) -> np.ndarray:
-        """Network units -> meters (the clip itself cannot be undone; see ``residual_to_meters``)."""
+        """Network units -> meters; the clip cannot be undone (``enhance`` adds the residual to unclipped heights)."""
         return np.asarray(z, dtype=np.float64) * self.std + self.mean
 
     @property
