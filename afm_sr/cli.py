@@ -269,8 +269,8 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="convolution precision")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="PX",
-                        help="output tile side in pixels or 'auto' (default: at least 512 and 4x the network's "
-                             "reach), bounds memory; the result does not depend on it")
+                        help="output tile side in pixels or 'auto' (default: at least 512 and twice the smallest "
+                             "exact tile for the network's reach), bounds memory; the result does not depend on it")
 
 
 def _tile(text: str) -> int | str:

@@ -26,6 +26,7 @@ from afm_sr.io.budget import format_size, reserve
 from afm_sr.io.heightmap import check_pixel_size, value_problem
 from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
+from afm_sr.models.checkpoint import nonfinite_weights
 from afm_sr.preprocess import fit_normalization, level
 
 if TYPE_CHECKING:
@@ -134,10 +135,9 @@ def _checked_result(result: np.ndarray, model: SRModel) -> np.ndarray:
     problem = value_problem(result, float32=True)
     if problem is None:
         return result
-    broken = sum(int((~torch.isfinite(p)).sum()) for p in model.net.parameters())
-    if broken:
-        raise AFMFileError(model.info.source, f"{broken} of the model's weights are NaN or Inf (a diverged "
-                                              "training?); use another checkpoint")
+    weights = nonfinite_weights(model.net.parameters())
+    if weights:
+        raise AFMFileError(model.info.source, f"{weights}; use another checkpoint")
     raise InputError(f"the result is not usable: {problem}")
 
 
@@ -189,8 +189,8 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     precision : str
         ``"32"`` or ``"bf16"`` for the convolutions (bicubic and the sum stay float64).
     tile : int, "auto" or None
-        Output pixels per tile side, bounding memory (``"auto"``: at least 512 and 4 network reaches; None: the
-        whole image in one pass; the result is the same).
+        Output pixels per tile side, bounding memory (``"auto"``: at least 512 and twice the smallest exact
+        tile; None: the whole image in one pass; the result is the same).
     batch : int, optional
         Tiles per forward pass (default: 1 on a CPU, 8 on a GPU).
     progress : callable, optional

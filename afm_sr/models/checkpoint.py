@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,12 @@ class ArchRecord:
         """``VDSR(depth=16, width=32, channels=1)``: for messages and ``afm-sr info``."""
         return f"{self.arch}({', '.join(f'{k}={v}' for k, v in self.kwargs.items())})"
 
+    @classmethod
+    def of(cls, net: SRNet, scales: tuple[int, ...] | list[int]) -> ArchRecord:
+        """The record of a network in memory (what a checkpoint of it would hold)."""
+        rec = arch_record(net, scales)
+        return cls(rec["_target_"], rec["kwargs"], tuple(rec["scales"]))
+
     def as_config(self) -> dict[str, Any]:
         """The Hydra ``model`` node that builds this network (``_target_`` plus kwargs)."""
         return {"_target_": self.target, **self.kwargs}
@@ -70,6 +76,14 @@ class WeightsFile:
     tensors: dict[str, torch.Tensor]
     gains: dict[int, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def nonfinite_weights(tensors: Iterable[torch.Tensor]) -> str | None:
+    """Why weights cannot produce a height map (how many are NaN or Inf), or None where all are finite."""
+    broken = sum(int((~torch.isfinite(t)).sum()) for t in tensors)
+    if not broken:
+        return None
+    return f"{broken} of the model's weights are NaN or Inf (a diverged training?)"
 
 
 def arch_record(net: SRNet, scales: list[int] | tuple[int, ...]) -> dict[str, Any]:
@@ -192,10 +206,9 @@ def build_network(weights: WeightsFile) -> SRNet:
                                          f"{found.get(k, 'missing')} where {expected.get(k, 'nothing')} is expected")
     if not all(v.is_floating_point() for v in weights.tensors.values()):
         raise AFMFileError(weights.path, "holds weights that are not floating-point numbers")
-    broken = sum(int((~torch.isfinite(v)).sum()) for v in weights.tensors.values())
-    if broken:
-        raise AFMFileError(weights.path, f"{broken} of the model's weights are NaN or Inf (a diverged training?); "
-                                         "it cannot produce a height map: use another checkpoint")
+    problem = nonfinite_weights(weights.tensors.values())
+    if problem:
+        raise AFMFileError(weights.path, f"{problem}; it cannot produce a height map: use another checkpoint")
     net = cls(**rec.kwargs)
     net.load_state_dict({k: v.float() for k, v in weights.tensors.items()}, strict=True)
     return net.eval()

@@ -18,7 +18,7 @@ import torch
 
 from afm_sr.infer import ModelInfo, SRModel, enhance, resolve_device
 from afm_sr.models import VDSR, MultiScaleResNet, SRNet
-from afm_sr.models.checkpoint import ArchRecord, arch_record
+from afm_sr.models.checkpoint import ArchRecord
 
 try:
     from bench_infer import best_of  # enhance returns host arrays, so its timing needs no CUDA synchronize
@@ -28,8 +28,7 @@ except ImportError:  # run as a module
 
 def wrap(net: SRNet) -> SRModel:
     """A randomly initialized network as ``afm_sr.infer`` would load it."""
-    rec = arch_record(net, (2, 4, 8))
-    return SRModel(net.eval(), ModelInfo(ArchRecord(rec["_target_"], rec["kwargs"], (2, 4, 8)), source="random"))
+    return SRModel(net.eval(), ModelInfo(ArchRecord.of(net, (2, 4, 8)), source="random"))
 
 
 def macs_per_output_pixel(net: SRNet, scale: int, lr: int = 32) -> float:

@@ -36,7 +36,7 @@ def random_model(depth: int, width: int = 64) -> SRModel:
     """A VDSR with random (He-initialized) weights, wrapped as afm_sr.infer loads one."""
     torch.manual_seed(0)
     net = VDSR(depth, width).eval()
-    return SRModel(net, ModelInfo(ArchRecord("afm_sr.models.VDSR", net.arch_kwargs, (2, 4, 8)), source="random"))
+    return SRModel(net, ModelInfo(ArchRecord.of(net, (2, 4, 8)), source="random"))
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:

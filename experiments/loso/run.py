@@ -28,7 +28,7 @@ from afm_sr import entry
 from afm_sr.infer import check_gain, load_model
 from afm_sr.infer.weights import ModelInfo, SRModel
 from afm_sr.io import HeightMap
-from afm_sr.models.checkpoint import ArchRecord, arch_record
+from afm_sr.models.checkpoint import ArchRecord
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("AFM_SR_SHARED", REPO.parent / "shared"))
@@ -69,9 +69,7 @@ def train(shared: Path, run_dir: Path, args: argparse.Namespace) -> SRModel:
         cfg = compose("train", overrides=overrides)
     datamodule, module, trainer = entry.build(cfg)
     trainer.fit(module, datamodule=datamodule)
-    rec = arch_record(module.net, module.scales)
-    record = ArchRecord(rec["_target_"], rec["kwargs"], tuple(rec["scales"]))
-    return SRModel(module.net.float().eval(), ModelInfo(record, source="loso"))
+    return SRModel(module.net.float().eval(), ModelInfo(ArchRecord.of(module.net, module.scales), source="loso"))
 
 
 def summarize(records_csv: Path, out: Path, args: argparse.Namespace) -> None:
