@@ -220,7 +220,7 @@ def run_enhance(args: argparse.Namespace) -> int:
                 out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device,
                               precision=args.precision, tile=args.tile, progress=tile_progress,
                               memory_limit=args.memory_limit, adapt=args.adapt, seed=args.seed,
-                              adapt_progress=adapt_progress)
+                              adapt_progress=adapt_progress, adapt_pairs=args.adapt_pairs)
                 if "afm_sr_self_check" in out.metadata:
                     tqdm.write(f"{src.name}: {out.metadata['afm_sr_self_check']}")
                 write(out, dest, overwrite=args.force, memory_limit=args.memory_limit)
@@ -292,6 +292,10 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
                              "with zoomed crops where they differ most")
     add_model_options(parser)
     add_adapt_options(parser, None)
+    parser.add_argument("--adapt-pairs", choices=["bicubic", "trained"], default=None,
+                        help="how the scan is downscaled into its own pairs: bicubic (as check-gain and the "
+                             "self-check degrade) or trained (the model's training mix of bicubic and point-sampled "
+                             "scans with line noise); default: the scale's measured recipe (bicubic at x2)")
     add_file_options(parser)
     parser.set_defaults(func=run_enhance)
 

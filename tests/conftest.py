@@ -34,6 +34,17 @@ def shared_train() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _adapt_only_where_asked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Enhance without the x2 default adaptation unless a test asks (``adapt=True``) or is marked
+    ``default_adaptation``: the default's own behaviour is tested in test_adapt.py, and elsewhere it would only
+    add its steps to every x2 call (subprocess tests still get the real default)."""
+    if request.node.get_closest_marker("default_adaptation") is None:
+        import afm_sr.infer.adapt as adapt
+
+        monkeypatch.setattr(adapt, "ADAPT_BY_DEFAULT", dict.fromkeys(adapt.ADAPT_BY_DEFAULT, False))
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)

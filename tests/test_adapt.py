@@ -95,6 +95,27 @@ def test_enhance_stores_the_self_check(model: SRModel) -> None:
     assert "afm_sr_self_check" not in tiny.metadata and afm_sr.adapt is adapt
 
 
+@pytest.mark.default_adaptation
+def test_default_adapts_at_x2_only_and_falls_back_on_small_scans(model: SRModel) -> None:
+    assert adapt_module.ADAPT_BY_DEFAULT == {2: True, 4: False, 8: False}
+    scan = HeightMap(surface(64), (1e-8, 1e-8))
+    assert enhance(scan, 2, model, device="cpu").metadata["afm_sr_self_check"].startswith("self-check x2 on held-out")
+    assert enhance(scan, 4, model, device="cpu").metadata["afm_sr_self_check"].startswith("self-check x4 on the whole")
+    small = enhance(HeightMap(surface(24), (1e-8, 1e-8)), 2, model, device="cpu")  # too small to hold lines out
+    assert small.metadata["afm_sr_self_check"].startswith("self-check x2 on the whole scan")
+    with pytest.raises(InputError, match="too small to adapt"):
+        enhance(HeightMap(surface(24), (1e-8, 1e-8)), 2, model, device="cpu", adapt=True)
+
+
+def test_pairs_choose_the_degradation(model: SRModel) -> None:
+    scan = surface(96, seed=2)
+    bicubic = adapt(model, scan, 2, steps=3, pairs="bicubic", device="cpu", seed=0)
+    trained = adapt(model, scan, 2, steps=3, pairs="trained", device="cpu", seed=0)
+    assert bicubic.check.adapted_psnr != trained.check.adapted_psnr
+    with pytest.raises(InputError, match="'bicubic' or 'trained'"):
+        adapt(model, scan, 2, steps=1, pairs="gaussian", device="cpu")  # type: ignore[arg-type]
+
+
 def test_cli_adapt_end_to_end(model: SRModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src = io.write(HeightMap(surface(64), (1e-8, 1e-8), channel="Height"), tmp_path / "scan.npy")
     weights = model.info.source

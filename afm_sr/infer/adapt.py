@@ -29,26 +29,54 @@ from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.preprocess import fit_normalization, level
 
-#: Adam steps, batch of random crops and their LR side (the shipped model's training context).
-DEFAULT_STEPS, DEFAULT_BATCH, PATCH_LR = 40, 8, 24
-#: Parameters adapted and learning rate per scale: the best recipe measured there (experiments/adapt/RESULTS.md).
-RECIPES: dict[int, tuple[str, float]] = {2: ("all", 1e-5), 4: ("auto", 3e-5), 8: ("auto", 3e-5)}
+#: Random crops per step and their LR side (the shipped model's training context).
+DEFAULT_BATCH, PATCH_LR = 8, 24
 #: The held-out stripe: this fraction of the scan lines, at least MIN_LR low-resolution rows; checked every
 #: CHECK_EVERY steps.
 HOLDOUT, MIN_LR, CHECK_EVERY = 0.25, 8, 10
 #: Degradations drawn per flip of the training region, and the largest window (HR px a side) each is made of.
 DRAWS, POOL_SIDE = 2, 1024
-#: Where ``adapt`` is on by default (``enhance(adapt=None)``, ``afm-sr enhance`` without --adapt/--no-adapt):
-#: nowhere, since with the v0.2 model no recipe of experiments/adapt/RESULTS.md raised the mean true gain at
-#: x2 or x4 (x8 was not measured).
-ADAPT_BY_DEFAULT: dict[int, bool] = {2: False, 4: False, 8: False}
 Params = Literal["auto", "all"]
+Pairs = Literal["bicubic", "trained"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to adapt at one scale: which parameters, learning rate, Adam steps and how the pairs are degraded."""
+
+    params: Params
+    lr: float
+    steps: int
+    pairs: Pairs
+
+
+#: The best recipe measured per scale (experiments/adapt/RESULTS.md): all parameters on bicubic pairs at x2;
+#: at x4/x8, where no recipe gained on average, the least harmful one (the scale's tail on trained pairs).
+RECIPES: dict[int, Recipe] = {2: Recipe("all", 1e-5, 60, "bicubic"), 4: Recipe("auto", 3e-5, 40, "trained"),
+                              8: Recipe("auto", 3e-5, 40, "trained")}
+#: Where ``adapt`` is on by default (``enhance(adapt=None)``, ``afm-sr enhance`` without --adapt/--no-adapt): at x2,
+#: where it raised the mean check-gain on afm-samples by +0.44 dB (12 of 16 files up), not at x4 (it lost
+#: -0.04..-0.25 dB on average) nor x8 (not measured).
+ADAPT_BY_DEFAULT: dict[int, bool] = {2: True, 4: False, 8: False}
 Progress = Callable[[int, int], None]
 
 
 def training_degradation() -> Degradation:
     """The degradation the shipped model trained with (conf/degradation/mixed.yaml): bicubic or scan, half each."""
     return MixedDegradation([BicubicDegradation(), ScanDegradation((0.0, 0.05), (0.0, 0.03), (0.0, 1.0))])
+
+
+def pair_degradation(pairs: Pairs) -> Degradation:
+    """How the scan is downscaled into its own training pairs: ``bicubic`` or ``trained``.
+
+    ``bicubic`` degrades as check-gain and the self-check do; ``trained`` is the shipped model's training mix, for
+    scans whose coarser rescans are point samples with line noise.
+    """
+    if pairs == "bicubic":
+        return BicubicDegradation()
+    if pairs == "trained":
+        return training_degradation()
+    raise InputError(f"adaptation pairs {pairs!r} must be 'bicubic' or 'trained'")
 
 
 @dataclass(frozen=True)
@@ -80,7 +108,12 @@ def pair_regions(shape: tuple[int, int], scale: int, holdout: float = HOLDOUT) -
 
 @dataclass(frozen=True)
 class SelfCheck:
-    """PSNR (dB, range01, border s) on the scan's own held-out pairs: bicubic, the base model, the adapted one."""
+    """PSNR (dB, range01, border s) on the scan's own pairs: bicubic, the base model, the adapted one.
+
+    Without adaptation the pairs are the whole scan's. With it they are the held-out lines, which also chose the
+    step count, so their gain runs high (experiments/adapt/RESULTS.md); the estimate is then ``whole_gain`` (the
+    base model on the whole scan's pairs) plus what adapting added on the held-out lines.
+    """
 
     scale: int
     region: str
@@ -88,6 +121,7 @@ class SelfCheck:
     base_psnr: float
     adapted_psnr: float | None = None
     steps: int = 0
+    whole_gain: float | None = None
 
     @property
     def used(self) -> str:
@@ -98,8 +132,10 @@ class SelfCheck:
     @property
     def gain(self) -> float:
         """Estimated PSNR gain (dB) over bicubic of the model used."""
-        best = self.adapted_psnr if self.used == "adapted" else self.base_psnr
-        return float(best) - self.bicubic_psnr
+        added = float(self.adapted_psnr) - self.base_psnr if self.used == "adapted" else 0.0
+        if self.whole_gain is not None:
+            return self.whole_gain + added
+        return self.base_psnr - self.bicubic_psnr + added
 
     def message(self) -> str:
         """One line for the user: the estimate, which model is used, and plainly when bicubic is not beaten."""
@@ -107,6 +143,8 @@ class SelfCheck:
         if self.adapted_psnr is not None:
             parts.append(f"adapted ({self.steps} steps) {self.adapted_psnr - self.bicubic_psnr:+.2f} dB")
         head = f"self-check x{self.scale} on {self.region}: vs bicubic {', '.join(parts)}"
+        if self.whole_gain is not None:
+            head += f"; base on the whole scan's pairs {self.whole_gain:+.2f} dB"
         if self.gain <= 0:
             return f"{head}; neither model beats bicubic on this scan: the result may be no better than bicubic"
         return f"{head}; using the {self.used} model, estimated gain {self.gain:+.2f} dB"
@@ -168,14 +206,14 @@ def _trainable(net: torch.nn.Module, scale: int, params: Params) -> list[tuple[s
     return own or named
 
 
-def _pool(hr: torch.Tensor, scale: int, draws: int, gen: torch.Generator) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _pool(hr: torch.Tensor, scale: int, draws: int, gen: torch.Generator, degradation: Degradation
+          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(LR, HR) pairs from the training region, random crops of the pool are what the model learns from.
 
     Each flip that keeps scan lines as rows (none, left-right, up-down, both = 180 degrees; never a transpose,
     which would turn line artefacts into columns), degraded ``draws`` times with the training degradation; on a
     large scan each pair is a random window of at most POOL_SIDE px a side, so memory stays bounded.
     """
-    degradation = training_degradation()
     pairs = []
     for flips in ([], [1], [0], [0, 1]):
         for _ in range(draws):
@@ -223,15 +261,21 @@ def self_check(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.nda
         raise InputError(f"a {z.shape[0]}x{z.shape[1]} px scan is too small for a self-check at x{s}: its own "
                          f"pairs need {MIN_LR * s} px a side")
     dev = resolve_device(device)
-    pairs = _CheckPairs(z[: z.shape[0] // s * s, : z.shape[1] // s * s], s, z_range, dev,
-                        resolve_precision(precision, dev))
+    pairs = _whole(z, s, z_range, dev, resolve_precision(precision, dev))
     net = copy.deepcopy(model.net).to(dev).eval()
     return SelfCheck(s, "the whole scan's own pairs", pairs.bicubic(), pairs.model(net))
 
 
+def _whole(z: np.ndarray, scale: int, z_range: tuple[float, float], device: torch.device, dtype: torch.dtype
+           ) -> _CheckPairs:
+    """The whole scan (cropped to a multiple of ``scale``) as check pairs."""
+    return _CheckPairs(z[: z.shape[0] // scale * scale, : z.shape[1] // scale * scale], scale, z_range, device, dtype)
+
+
 def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray, scale: int,
-          steps: int = DEFAULT_STEPS, lr: float | None = None, batch: int = DEFAULT_BATCH, params: Params | None = None,
-          anchor: float = 0.0, holdout: float = HOLDOUT, seed: int = 0, level_plane: bool = False,
+          steps: int | None = None, lr: float | None = None, batch: int = DEFAULT_BATCH, params: Params | None = None,
+          pairs: Pairs | None = None, anchor: float = 0.0, holdout: float = HOLDOUT, seed: int = 0,
+          level_plane: bool = False,
           device: str | torch.device = "auto", precision: str | int = "32", progress: Progress | None = None
           ) -> Adapted:
     """Fine-tune a copy of ``model`` on the scan's own pairs and keep it where it beats the base on held-out lines.
@@ -250,6 +294,9 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
     params : ``"auto"``, ``"all"`` or None
         Adapt only the scale's own parameters (``tails.<s>.*``, where the network has them) or all (default: the
         scale's ``RECIPES``).
+    pairs : ``"bicubic"``, ``"trained"`` or None
+        How the scan is downscaled into its training pairs (``pair_degradation``; default: the scale's
+        ``RECIPES``). The held-out check always uses bicubic pairs, as the self-check does.
     anchor : float
         Weight of an L2 pull toward the base weights (0: none).
     holdout : float
@@ -265,25 +312,31 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
     """
     model = load_model(model)
     s, z, z_range = _prepared(model, scale, heightmap, level_plane)
+    recipe = RECIPES[s]
+    params, lr, steps = params or recipe.params, lr or recipe.lr, recipe.steps if steps is None else steps
+    degradation = pair_degradation(pairs or recipe.pairs)
+    if steps < 0:
+        raise InputError(f"adaptation steps {steps} must be 0 or more")
     regions = pair_regions(z.shape, s, holdout)
     device = resolve_device(device)
     dtype = resolve_precision(precision, device)
     train_hr = torch.from_numpy(z[regions.train, : z.shape[1] // s * s])
-    pairs = _CheckPairs(z[regions.check, : z.shape[1] // s * s], s, z_range, device, dtype)
+    held = _CheckPairs(z[regions.check, : z.shape[1] // s * s], s, z_range, device, dtype)
     region = f"held-out rows {regions.check.start}..{regions.check.stop - 1} of the scan's own pairs"
     net = copy.deepcopy(model.net).to(device).float().eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    params, lr = params or RECIPES[s][0], lr or RECIPES[s][1]
     trainable = _trainable(net, s, params)
     for _, p in trainable:
         p.requires_grad_(True)
     base = [p.detach().clone() for _, p in trainable]
-    bicubic_psnr, base_psnr = pairs.bicubic(), pairs.model(net)
+    bicubic_psnr, base_psnr = held.bicubic(), held.model(net)
+    whole = _whole(z, s, z_range, device, dtype)
+    whole_gain = whole.model(net) - whole.bicubic()
     best, best_step, best_state = -math.inf, 0, base
     patch_lr = min(PATCH_LR, *(n // s for n in train_hr.shape))
     gen = torch.Generator().manual_seed(int(seed))
-    pool = _pool(train_hr, s, DRAWS, gen)
+    pool = _pool(train_hr, s, DRAWS, gen, degradation)
     opt = torch.optim.Adam([p for _, p in trainable], lr=lr)
     for step in range(1, steps + 1):
         low, high = (t.to(device) for t in _batch(pool, s, patch_lr, batch, gen))
@@ -299,7 +352,7 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
         loss.backward()
         opt.step()
         if step % CHECK_EVERY == 0 or step == steps:
-            score = pairs.model(net)
+            score = held.model(net)
             if score > best:
                 best, best_step, best_state = score, step, [p.detach().clone() for _, p in trainable]
         if progress is not None:
@@ -308,6 +361,6 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
         for (_, p), value in zip(trainable, best_state, strict=True):
             p.copy_(value)
     net = net.cpu().requires_grad_(False).eval()
-    check = SelfCheck(s, region, bicubic_psnr, base_psnr, best if best_step else None, best_step)
+    check = SelfCheck(s, region, bicubic_psnr, base_psnr, best if best_step else None, best_step, whole_gain)
     chosen = SRModel(net, model.info) if check.used == "adapted" else model
     return Adapted(chosen, check)

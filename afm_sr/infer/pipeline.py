@@ -30,7 +30,7 @@ from afm_sr.models.checkpoint import nonfinite_weights
 from afm_sr.preprocess import fit_normalization, level
 
 if TYPE_CHECKING:
-    from afm_sr.infer.adapt import SelfCheck
+    from afm_sr.infer.adapt import Pairs, SelfCheck
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
             device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
             batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None,
             adapt: bool | None = None, self_check: bool = True, seed: int = 0,
-            adapt_progress: Progress | None = None) -> HeightMap:
+            adapt_progress: Progress | None = None, adapt_pairs: Pairs | None = None) -> HeightMap:
     """Super-resolve a height map by ``scale`` with the model and return it in the input's units and scan size.
 
     The network sees what it saw in training: the input (optionally plane-leveled) clipped to its
@@ -209,6 +209,9 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         Fixes the adaptation's random crops (the same seed gives the same result).
     adapt_progress : callable, optional
         ``adapt_progress(step, steps)`` after each adaptation step.
+    adapt_pairs : ``"bicubic"``, ``"trained"`` or None
+        How the scan is downscaled into its own training pairs (``afm_sr.infer.adapt.pair_degradation``;
+        default: the scale's ``RECIPES``).
 
     Raises InputError for heights that are NaN/Inf or beyond float32, work over the memory limit, or a result
     that is not finite (AFMFileError naming the model where its weights are NaN/Inf). Warns (logging) where the
@@ -229,7 +232,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         log.warning(warning)
     heights = level(hm.data) if level_plane else hm.data
     norm = fit_normalization(heights)
-    sr, check = _own_pairs(sr, heights, s, adapt, self_check, seed, device, precision, adapt_progress)
+    sr, check = _own_pairs(sr, heights, s, adapt, self_check, seed, device, precision, adapt_progress, adapt_pairs)
     net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
         out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile, batch=batch,
@@ -242,15 +245,26 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
 
 
 def _own_pairs(sr: SRModel, heights: np.ndarray, scale: int, adapt: bool | None, self_check: bool, seed: int,
-               device: str | torch.device, precision: str | int, progress: Progress | None
-               ) -> tuple[SRModel, SelfCheck | None]:
-    """The model to use and the self-check on the scan's own pairs (adapted where asked; None if not checked)."""
+               device: str | torch.device, precision: str | int, progress: Progress | None,
+               pairs: Pairs | None = None) -> tuple[SRModel, SelfCheck | None]:
+    """The model to use and the self-check on the scan's own pairs (adapted where asked; None if not checked).
+
+    Adapting by default (``adapt=None`` at a scale of ``ADAPT_BY_DEFAULT``) quietly falls back to the self-check
+    on a scan too small to hold out lines; asking for it (``adapt=True``) raises InputError there.
+    """
     import afm_sr.infer.adapt as own  # imported here: adapt builds on this module's tiling and devices
 
     if adapt or (adapt is None and own.ADAPT_BY_DEFAULT.get(scale, False)):
-        adapted = own.adapt(sr, heights, scale, seed=seed, device=device, precision=precision, progress=progress)
-        log.info(adapted.check.message())
-        return adapted.model, adapted.check
+        try:
+            adapted = own.adapt(sr, heights, scale, seed=seed, device=device, precision=precision,
+                                progress=progress, pairs=pairs)
+        except InputError as exc:
+            if adapt:
+                raise
+            log.info("not adapting: %s", exc)
+        else:
+            log.info(adapted.check.message())
+            return adapted.model, adapted.check
     if not self_check:
         return sr, None
     try:
@@ -298,8 +312,9 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     model. PSNR/SSIM use the ``range01`` convention (the HR's clipped range mapped to [0, 1]) with a border
     of ``scale`` pixels, through the same code as training and ``eval.py``. ``memory_limit`` as in ``enhance``
     (SSIM alone takes about 10 kB per pixel of the scan). With ``adapt`` the model is first adapted as
-    ``enhance(adapt=True)`` would, on the low-resolution image alone (its own pairs), never on the scan scored
-    against; ``self_check`` then holds the estimate that adaptation made.
+    ``enhance(adapt=True)`` would, on the low-resolution image alone (its own pairs, degraded by bicubic as this
+    check degrades the scan: the known-kernel case), never on the scan scored against; ``self_check`` then holds
+    the estimate that adaptation made.
     """
     hm = _as_heightmap(image, None)
     sr = load_model(model)
@@ -316,7 +331,7 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
         raise InputError(f"a {heights.shape[0]}x{heights.shape[1]} image is too small to measure the gain at x{s}")
     lr, bicubic = degrade(BicubicDegradation(), hr, s)
     lr_np = lr.numpy()
-    sr, check = _own_pairs(sr, lr_np, s, adapt, False, seed, device, precision, adapt_progress)
+    sr, check = _own_pairs(sr, lr_np, s, adapt, False, seed, device, precision, adapt_progress, pairs="bicubic")
     net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
         restored = torch.from_numpy(_checked_result(tiled_sr(
