@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from matplotlib.figure import Figure
 
+from afm_sr.data import ImageBatch
 from afm_sr.io import write_atomically
 from afm_sr.report.figures import comparison_panel, save_png
 
@@ -44,30 +44,29 @@ class ImagePanel(pl.Callback):
     def __init__(self, every_n_epochs: int = 1, out_dir: str | None = None) -> None:
         self.every_n_epochs, self.out_dir = every_n_epochs, out_dir
         self.examples: dict[int, dict[str, np.ndarray]] = {}
-        self.extent: dict[int, tuple[float | None, str]] = {}
+        self.widths: dict[int, float] = {}
 
-    def _capture(self, outputs: Any, batch: dict[str, Any]) -> None:
-        """Remember the first (LR, bicubic, model, HR) quadruple of a scale, in nm where the batch says how."""
+    def _capture(self, outputs: Any, batch: ImageBatch) -> None:
+        """Remember the first (LR, bicubic, model, HR) quadruple of a scale, in nm, and its scan width (m)."""
         scale = int(batch["scale"][0])
         if scale in self.examples or not isinstance(outputs, dict) or "pred" not in outputs:
             return
-        mean, std, width = batch["meters"][0].tolist() if "meters" in batch else (math.nan, math.nan, math.nan)
-        physical = math.isfinite(std) and math.isfinite(width)
-        scale_nm, offset_nm = (std * 1e9, mean * 1e9) if physical else (1.0, 0.0)
+        units = batch["units"]
+        stats = units.normalization(0)
         images = {f"LR (1/{scale})": batch["low"], "bicubic": batch["input"], "afm-sr": outputs["pred"],
                   "HR": batch["target"]}
-        self.examples[scale] = {k: v[0, 0].float().cpu().numpy() * scale_nm + offset_nm for k, v in images.items()}
-        self.extent[scale] = (width, "nm") if physical else (None, "z-score")
+        self.examples[scale] = {k: stats.invert(v[0, 0].float().cpu().numpy()) * 1e9 for k, v in images.items()}
+        self.widths[scale] = float(units.scan_size[0, 0])
 
     def _figures(self, title: str) -> dict[int, Figure]:
         """One panel per captured scale, with a cross-section through the middle row."""
-        return {s: comparison_panel(ex, scan_size_m=self.extent[s][0], unit=self.extent[s][1],
-                                    title=f"{title} x{s}", row=ex["HR"].shape[0] // 2)
+        return {s: comparison_panel(ex, scan_size_m=self.widths[s], unit="nm", title=f"{title} x{s}",
+                                    row=ex["HR"].shape[0] // 2)
                 for s, ex in sorted(self.examples.items())}
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start a fresh capture."""
-        self.examples, self.extent = {}, {}
+        self.examples, self.widths = {}, {}
 
     on_test_epoch_start = on_validation_epoch_start
 
