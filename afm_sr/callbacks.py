@@ -1,8 +1,10 @@
-"""Lightning plumbing: atomic checkpoint files, and LR | bicubic | VDSR | HR panels per scale (PNG and loggers)."""
+"""Lightning plumbing: atomic checkpoint files, LR | bicubic | VDSR | HR panels per scale, progress lines for logs."""
 
 from __future__ import annotations
 
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,8 @@ import numpy as np
 import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.trainer.states import TrainerFn
 
 from afm_sr.data import ImageBatch
 from afm_sr.io import write_atomically
@@ -113,3 +117,50 @@ class ImagePanel(pl.Callback):
                 import matplotlib.pyplot as plt
 
                 plt.close(p)
+
+
+class LineProgress(ProgressBar):
+    """Progress for a log file: one line after each validation and at each epoch's end, never one per step.
+
+    An animated bar writes an update per step into a file that is not a terminal (tqdm) or nothing until the end
+    (rich); ``afm_sr.entry`` uses this bar instead where stdout is not a TTY.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enabled = True
+        self._start = time.monotonic()
+        self._last_step = -1
+
+    def disable(self) -> None:
+        """Stop writing (Lightning calls this on every process but rank 0)."""
+        self._enabled = False
+
+    def enable(self) -> None:
+        """Write again."""
+        self._enabled = True
+
+    def _line(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Print epoch, step, time so far and the bar's metrics (train loss, the worst scale's gain), once a step."""
+        if not self._enabled or trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in self.get_metrics(trainer, pl_module).items())
+        elapsed = timedelta(seconds=round(time.monotonic() - self._start))
+        self.print(f"epoch {trainer.current_epoch + 1}{epochs} step {trainer.global_step} ({elapsed}): {metrics}",
+                   flush=True)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the clock."""
+        self._start, self._last_step = time.monotonic(), -1
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A line with the new validation metrics (not for the sanity check or a validate-only run)."""
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._line(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A line for an epoch whose end had no validation."""
+        self._line(trainer, pl_module)
