@@ -1,9 +1,10 @@
-"""Lightning plumbing: atomic checkpoint files, and LR | bicubic | VDSR | HR panels per scale (PNG and loggers)."""
+"""Lightning plumbing: atomic checkpoint files, LR | bicubic | VDSR | HR panels per scale, progress lines for logs."""
 
 from __future__ import annotations
 
-import math
 import os
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,10 @@ import numpy as np
 import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from matplotlib.figure import Figure
+from pytorch_lightning.callbacks import ProgressBar
+from pytorch_lightning.trainer.states import TrainerFn
 
+from afm_sr.data import ImageBatch
 from afm_sr.io import write_atomically
 from afm_sr.report.figures import comparison_panel, save_png
 
@@ -44,30 +48,29 @@ class ImagePanel(pl.Callback):
     def __init__(self, every_n_epochs: int = 1, out_dir: str | None = None) -> None:
         self.every_n_epochs, self.out_dir = every_n_epochs, out_dir
         self.examples: dict[int, dict[str, np.ndarray]] = {}
-        self.extent: dict[int, tuple[float | None, str]] = {}
+        self.widths: dict[int, float] = {}
 
-    def _capture(self, outputs: Any, batch: dict[str, Any]) -> None:
-        """Remember the first (LR, bicubic, model, HR) quadruple of a scale, in nm where the batch says how."""
+    def _capture(self, outputs: Any, batch: ImageBatch) -> None:
+        """Remember the first (LR, bicubic, model, HR) quadruple of a scale, in nm, and its scan width (m)."""
         scale = int(batch["scale"][0])
         if scale in self.examples or not isinstance(outputs, dict) or "pred" not in outputs:
             return
-        mean, std, width = batch["meters"][0].tolist() if "meters" in batch else (math.nan, math.nan, math.nan)
-        physical = math.isfinite(std) and math.isfinite(width)
-        scale_nm, offset_nm = (std * 1e9, mean * 1e9) if physical else (1.0, 0.0)
+        units = batch["units"]
+        stats = units.normalization(0)
         images = {f"LR (1/{scale})": batch["low"], "bicubic": batch["input"], "afm-sr": outputs["pred"],
                   "HR": batch["target"]}
-        self.examples[scale] = {k: v[0, 0].float().cpu().numpy() * scale_nm + offset_nm for k, v in images.items()}
-        self.extent[scale] = (width, "nm") if physical else (None, "z-score")
+        self.examples[scale] = {k: stats.invert(v[0, 0].float().cpu().numpy()) * 1e9 for k, v in images.items()}
+        self.widths[scale] = float(units.scan_size[0, 0])
 
     def _figures(self, title: str) -> dict[int, Figure]:
         """One panel per captured scale, with a cross-section through the middle row."""
-        return {s: comparison_panel(ex, scan_size_m=self.extent[s][0], unit=self.extent[s][1],
-                                    title=f"{title} x{s}", row=ex["HR"].shape[0] // 2)
+        return {s: comparison_panel(ex, scan_size_m=self.widths[s], unit="nm", title=f"{title} x{s}",
+                                    row=ex["HR"].shape[0] // 2)
                 for s, ex in sorted(self.examples.items())}
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start a fresh capture."""
-        self.examples, self.extent = {}, {}
+        self.examples, self.widths = {}, {}
 
     on_test_epoch_start = on_validation_epoch_start
 
@@ -114,3 +117,50 @@ class ImagePanel(pl.Callback):
                 import matplotlib.pyplot as plt
 
                 plt.close(p)
+
+
+class LineProgress(ProgressBar):
+    """Progress for a log file: one line after each validation and at each epoch's end, never one per step.
+
+    An animated bar writes an update per step into a file that is not a terminal (tqdm) or nothing until the end
+    (rich); ``afm_sr.entry`` uses this bar instead where stdout is not a TTY.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._enabled = True
+        self._start = time.monotonic()
+        self._last_step = -1
+
+    def disable(self) -> None:
+        """Stop writing (Lightning calls this on every process but rank 0)."""
+        self._enabled = False
+
+    def enable(self) -> None:
+        """Write again."""
+        self._enabled = True
+
+    def _line(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Print epoch, step, time so far and the bar's metrics (train loss, the worst scale's gain), once a step."""
+        if not self._enabled or trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        epochs = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        metrics = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                            for k, v in self.get_metrics(trainer, pl_module).items())
+        elapsed = timedelta(seconds=round(time.monotonic() - self._start))
+        self.print(f"epoch {trainer.current_epoch + 1}{epochs} step {trainer.global_step} ({elapsed}): {metrics}",
+                   flush=True)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Start the clock."""
+        self._start, self._last_step = time.monotonic(), -1
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A line with the new validation metrics (not for the sanity check or a validate-only run)."""
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._line(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A line for an epoch whose end had no validation."""
+        self._line(trainer, pl_module)

@@ -21,9 +21,10 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
-from afm_sr.callbacks import AtomicCheckpointIO
+from afm_sr.callbacks import AtomicCheckpointIO, LineProgress
 from afm_sr.errors import AFMSRError, ConfigError, Interrupted, stop_on_signals
 from afm_sr.models.checkpoint import build_network, read_checkpoint
 from afm_sr.report.evaluation import (
@@ -81,14 +82,20 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
-    """Datamodule, module and trainer (with loggers and callbacks) from a composed config."""
+    """Datamodule, module and trainer (with loggers and callbacks) from a composed config.
+
+    Where stdout is not a terminal (a log file) and the progress bar is on, ``LineProgress`` replaces the bar.
+    """
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset, _convert_="all")
     module = instantiate(cfg.module, _convert_="all")
     loggers = _instantiate_all(cfg.get("logger"))
     callbacks = _instantiate_all(cfg.get("callbacks"))
-    trainer = pl.Trainer(**trainer_kwargs(cfg.trainer), logger=loggers or False, callbacks=callbacks,
-                         plugins=[AtomicCheckpointIO()])
+    kwargs = trainer_kwargs(cfg.trainer)
+    if kwargs.get("enable_progress_bar", True) and not sys.stdout.isatty() and not any(
+            isinstance(c, ProgressBar) for c in callbacks):
+        callbacks.append(LineProgress())  # a log file gets a line per validation/epoch, not an update per step
+    trainer = pl.Trainer(**kwargs, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     return datamodule, module, trainer

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from afm_sr.data import ImageBatch, PatchBatch
 from afm_sr.errors import ConfigError
 from afm_sr.metrics import MetricSpec, ScaleMetrics
 from afm_sr.models import SRNet
@@ -74,7 +75,7 @@ class SRModule(pl.LightningModule):
             mse = mse / ((bicubic - target).pow(2).mean(dim=(1, 2, 3)) + self.hparams.loss_eps)
         return mse.mean()
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: PatchBatch, batch_idx: int) -> torch.Tensor:
         """One batch of patches at one scale (the scales cycle from batch to batch)."""
         pred = self(batch["low"], int(batch["scale"]), batch["input"])
         loss = self.loss(pred, batch["target"], batch["input"])
@@ -102,7 +103,7 @@ class SRModule(pl.LightningModule):
         sched = self.scheduler_factory(optimizer=opt)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": self.hparams.scheduler_interval}}
 
-    def _evaluate(self, batch: dict[str, Any], metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
+    def _evaluate(self, batch: ImageBatch, metrics: nn.ModuleDict) -> dict[str, torch.Tensor]:
         """Measure one batch of whole images (same scale) into that scale's ``ScaleMetrics``; return the output."""
         scale = int(batch["scale"][0])
         pred = self(batch["low"], scale, batch["input"]).float()
@@ -117,7 +118,7 @@ class SRModule(pl.LightningModule):
             m.reset()
         return rows
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+    def validation_step(self, batch: ImageBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Measure model and bicubic on one validation image."""
         return self._evaluate(batch, self.val_metrics)
 
@@ -134,7 +135,7 @@ class SRModule(pl.LightningModule):
         if gains:
             self.log("val/min_gain_psnr", torch.stack(gains).min(), prog_bar=True, sync_dist=True)
 
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, torch.Tensor]:
+    def test_step(self, batch: ImageBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Measure model and bicubic on one test image (its row of Table 1)."""
         return self._evaluate(batch, self.test_metrics)
 

@@ -21,16 +21,6 @@ def test_panel_images_are_heights_in_nm_over_the_scan_size(rng: np.random.Genera
     stats = prepared.stats
     expected_nm = np.clip(heights, stats.lo, stats.hi) * 1e9
     assert panel.examples[2]["HR"] == pytest.approx(expected_nm, abs=1e-3)
-    assert panel.extent[2] == (pytest.approx(48 * 3e-9), "nm")
+    assert panel.widths[2] == pytest.approx(48 * 3e-9)
     fig = panel._figures("test")[2]
     assert fig.axes[-1].get_ylabel() == "nm" or any(ax.get_ylabel() == "nm" for ax in fig.axes)
-
-
-def test_panel_without_statistics_stays_in_network_units(rng: np.random.Generator) -> None:
-    prepared = prepare(HeightMap(rng.normal(size=(32, 32)), (1e-9, 1e-9)), [2], BicubicDegradation(), seed=0)
-    batch = default_collate([ImageDataset([prepared], [2])[0]])
-    del batch["meters"]
-    panel = ImagePanel()
-    panel._capture({"pred": batch["input"]}, batch)
-    assert panel.extent[2] == (None, "z-score")
-    assert panel.examples[2]["HR"] == pytest.approx(prepared.hr.numpy())

@@ -12,6 +12,8 @@ from test_infer import surface, write_tiny_checkpoint
 import afm_sr.infer.weights as weights
 import afm_sr.io as io
 from afm_sr.cli import main
+from afm_sr.errors import InputError
+from afm_sr.infer import save_preview
 from afm_sr.io import HeightMap
 
 
@@ -83,6 +85,9 @@ def test_preview_png(scan: Path, ckpt: Path) -> None:
     assert main(["enhance", str(scan), "--scale", "4", "--model", str(ckpt), "--preview", "--level"]) == 0
     png = scan.with_name("scan_x4_preview.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    hm = io.read(scan)
+    with pytest.raises(InputError, match="no 'afm_sr_scale'"):  # a map enhance did not make
+        save_preview(hm, hm.with_data(np.kron(hm.data, np.ones((4, 4)))), scan.with_name("other.png"))
 
 
 @pytest.mark.parametrize(("option", "message"), [(["--device", "tpu"], "device 'tpu' is not supported"),

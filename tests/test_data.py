@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 import torch
+from lightning_fabric.utilities.apply_func import move_data_to_device
 
-from afm_sr.data import AFMDataModule, ImageDataset, PatchDataset, prepare, split_groups
+from afm_sr.data import AFMDataModule, ImageDataset, PatchDataset, Units, prepare, split_groups
 from afm_sr.degrade import BicubicDegradation
 from afm_sr.errors import ConfigError
 from afm_sr.io import HeightMap
@@ -101,6 +102,10 @@ def test_datamodule_splits_each_material_by_image():
     batch = next(iter(dm.train_dataloader()))
     assert batch["input"].shape == (4, 1, 24, 24) and batch["low"].shape == (4, 1, 12, 12)
     assert len(dm.val_dataloader()) == 2 * len(dm.images["val"])
+    units = move_data_to_device(next(iter(dm.val_dataloader())), torch.device("cpu"))["units"]  # as Lightning does
+    first = dm.images["val"][0]
+    assert isinstance(units, Units) and units.normalization(0) == first.stats
+    assert units.scan_size[0].tolist() == pytest.approx(first.scan_size) and 1e-6 <= first.scan_size[0] <= 2e-6
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

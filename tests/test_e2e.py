@@ -34,6 +34,21 @@ def test_train_then_eval_writes_table1(tmp_path):
     assert evaluated == pytest.approx({k: v for k, v in metrics.items() if k.startswith("test/")}, rel=1e-6)
 
 
+def test_log_file_gets_a_progress_line_per_epoch_not_per_step(tmp_path, capsys):
+    """stdout is not a TTY here (captured), as in a log file: LineProgress writes one line per epoch."""
+    epochs, steps = 3, 16
+    mono = [a for a in TINY if "nanoparticles" not in a and not a.startswith("dataset=")]
+    args = [*mono, "dataset=mono", "trainer.enable_progress_bar=true", f"trainer.max_epochs={epochs}",
+            f"dataset.patches_per_epoch={8 * steps}", "test=false", "logger=none"]
+    _, objects = run_in_process("train", args, tmp_path / "train")
+    out = capsys.readouterr().out
+    assert objects["trainer"].global_step == epochs * steps
+    lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" step ")[0] for line in lines] == [f"epoch {e}/{epochs}" for e in range(1, epochs + 1)]
+    assert all("val/min_gain_psnr" in line for line in lines)
+    assert "\r" not in out and len(out.splitlines()) < epochs * steps
+
+
 @pytest.mark.slow
 def test_multirun_two_jobs(tmp_path):
     sweep = tmp_path / "sweep"

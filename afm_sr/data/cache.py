@@ -18,6 +18,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Sequence
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
@@ -111,9 +112,8 @@ def _pack(f: object, im: Prepared, group: object, offset: int) -> tuple[dict, in
         f.write(data.tobytes())
         layout[name] = [offset, list(data.shape)]
         offset += data.size
-    stats = None if im.stats is None else [im.stats.lo, im.stats.hi, im.stats.mean, im.stats.std]
     record = {"layout": layout, "scales": sorted(im.inputs), "z_range": list(im.z_range), "material": im.material,
-              "name": im.name, "stats": stats, "pixel_size": list(im.pixel_size), "group": group}
+              "name": im.name, "stats": list(astuple(im.stats)), "pixel_size": list(im.pixel_size), "group": group}
     return record, offset
 
 
@@ -123,7 +123,6 @@ def _unpack(flat: torch.Tensor, item: dict) -> Prepared:
         start, shape = item["layout"][name]
         return flat[start:start + int(np.prod(shape))].view(shape)
 
-    stats = None if item["stats"] is None else Normalization(*item["stats"])
     return Prepared(view("hr"), {s: view(f"in{s}") for s in item["scales"]},
                     {s: view(f"low{s}") for s in item["scales"]}, tuple(item["z_range"]), item["material"],
-                    item["name"], stats, tuple(item["pixel_size"]))
+                    item["name"], Normalization(*item["stats"]), tuple(item["pixel_size"]))

@@ -2,13 +2,69 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from typing import NamedTuple, TypedDict
 
 import torch
 from torch.utils.data import Dataset
 
 from afm_sr.data.prepare import Prepared
+from afm_sr.preprocess import Normalization
+
+
+class PatchBatch(TypedDict):
+    """A training batch of patches at one scale, in network units.
+
+    ``low`` (B, 1, n, n), ``input`` (its bicubic upscaling) and ``target`` (B, 1, s n, s n), ``scale`` (0-d int64).
+    """
+
+    low: torch.Tensor
+    input: torch.Tensor
+    target: torch.Tensor
+    scale: torch.Tensor
+
+
+class Units(NamedTuple):
+    """What turns each image of a batch from network units back into heights in meters over its real scan.
+
+    Its ``Normalization`` (``lo``, ``hi``, ``mean``, ``std``; meters) and ``scan_size`` (width, height; meters) as
+    float64 tensors whose first dimension is the batch, so ``default_collate`` stacks them and Lightning moves them.
+    """
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    scan_size: torch.Tensor
+
+    @classmethod
+    def of(cls, image: Prepared) -> Units:
+        """The units of one prepared image (one item: 0-d statistics and a (2,) scan size)."""
+        stats = image.stats
+        return cls(*(torch.tensor(v, dtype=torch.float64)
+                     for v in (stats.lo, stats.hi, stats.mean, stats.std, image.scan_size)))
+
+    def normalization(self, i: int = 0) -> Normalization:
+        """Image ``i``'s statistics: ``invert`` them to get meters (the one inverse, ``afm_sr.preprocess``)."""
+        return Normalization(*(float(v[i]) for v in (self.lo, self.hi, self.mean, self.std)))
+
+
+class ImageBatch(TypedDict):
+    """Whole images at one scale for validation and test, network units; ``default_collate`` stacks items into it.
+
+    ``input`` (B, 1, H, W) is the bicubic upscaling of ``low`` (B, 1, H/s, W/s), ``target`` the HR image; ``scale``
+    (B,) int64; ``z_range`` (B, 2) the HR's clipped range (what the metrics map to [0, 1]); ``index`` (B,) the
+    image's place in the dataset's ``images`` (rows gathered across processes name it by that); ``units`` turns
+    them back into meters over the real scan size.
+    """
+
+    input: torch.Tensor
+    target: torch.Tensor
+    low: torch.Tensor
+    scale: torch.Tensor
+    z_range: torch.Tensor
+    index: torch.Tensor
+    units: Units
 
 
 def _mix(draw: int, index: int) -> int:
@@ -67,13 +123,13 @@ class PatchDataset(Dataset):
                 low, high = low.flip(1), high.flip(2)
         return low, high[0], high[1]
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """A batch: ``low`` (B, 1, n, n), ``input`` (bicubic) and ``target`` (B, 1, s n, s n), ``scale`` (int64)."""
+    def __getitem__(self, index: int) -> PatchBatch:
+        """The batch ``index``: its scale is the ``index``-th of the cycle, its patches drawn at random."""
         scale = self.scales[index % len(self.scales)]
         draw = torch.randint(0, 2**62, (1,)).item()
         crops = [self._patch(_mix(draw, index * self.batch_size + i), scale) for i in range(self.batch_size)]
         low, up, hr = (torch.stack([c[j] for c in crops])[:, None].contiguous() for j in range(3))
-        return {"low": low, "input": up, "target": hr, "scale": torch.tensor(scale)}
+        return PatchBatch(low=low, input=up, target=hr, scale=torch.tensor(scale))
 
 
 class ImageDataset(Dataset):
@@ -86,17 +142,10 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict[str, object]:
-        """Whole image: ``input``/``target`` (1, H, W), ``low`` (1, H/s, W/s), scale, z_range, material, name, index.
-
-        ``index`` is the image's place in ``images``: rows gathered across processes name it by that.
-        ``meters`` = (mean, std, scan width) in meters turns network units back into a height map of the
-        real scan size (NaN where the image carries no statistics).
-        """
+    def __getitem__(self, index: int) -> ImageBatch:
+        """One (image, scale) pair as an item of an ``ImageBatch`` (no batch dimension yet)."""
         i, scale = self.items[index]
         im = self.images[i]
-        mean, std = (im.stats.mean, im.stats.std) if im.stats is not None else (math.nan, math.nan)
-        meters = torch.tensor([mean, std, im.hr.shape[1] * im.pixel_size[0]], dtype=torch.float64)
-        return {"input": im.inputs[scale][None], "target": im.hr[None], "low": im.lows[scale][None],
-                "scale": torch.tensor(scale), "z_range": torch.tensor(im.z_range, dtype=torch.float32),
-                "meters": meters, "material": im.material, "name": im.name, "index": torch.tensor(i)}
+        return ImageBatch(input=im.inputs[scale][None], target=im.hr[None], low=im.lows[scale][None],
+                          scale=torch.tensor(scale), z_range=torch.tensor(im.z_range, dtype=torch.float32),
+                          index=torch.tensor(i), units=Units.of(im))

@@ -11,12 +11,17 @@ import torch
 
 from afm_sr.degrade import Degradation, degrade, modcrop
 from afm_sr.io import HeightMap
+from afm_sr.io.heightmap import scan_size
 from afm_sr.preprocess import Normalization, normalize
 
 
 @dataclass
 class Prepared:
-    """One HR image in network units with its degraded inputs per scale, and what turns it back into meters."""
+    """One HR image in network units with its degraded inputs per scale, and what turns it back into meters.
+
+    ``stats`` maps heights in meters to network units and back; ``pixel_size`` (dx, dy) in meters is the HR
+    map's, so ``scan_size`` is the real area the (cropped) HR image covers.
+    """
 
     hr: torch.Tensor
     inputs: dict[int, torch.Tensor]
@@ -24,13 +29,13 @@ class Prepared:
     z_range: tuple[float, float]
     material: str
     name: str
-    stats: Normalization | None = None
-    pixel_size: tuple[float, float] = (1.0, 1.0)
+    stats: Normalization
+    pixel_size: tuple[float, float]
 
     @property
     def scan_size(self) -> tuple[float, float]:
-        """(width, height) of the HR image (as cropped) in the units of ``pixel_size``, meters for real maps."""
-        return (self.hr.shape[-1] * self.pixel_size[0], self.hr.shape[-2] * self.pixel_size[1])
+        """(width, height) in meters of the HR image as cropped."""
+        return scan_size(self.hr.shape, self.pixel_size)
 
 
 def lcm(values: Sequence[int]) -> int:

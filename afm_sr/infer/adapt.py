@@ -23,10 +23,11 @@ import torch
 
 from afm_sr.degrade import BicubicDegradation, Degradation, MixedDegradation, ScanDegradation, check_scale, imresize
 from afm_sr.errors import InputError
-from afm_sr.infer.pipeline import _as_heightmap, resolve_device, resolve_precision
+from afm_sr.infer.devices import resolve_device, resolve_precision
 from afm_sr.infer.tiling import tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
+from afm_sr.io.heightmap import as_heightmap
 from afm_sr.preprocess import fit_normalization, level
 
 #: Random crops per step and their LR side (the shipped model's training context).
@@ -241,7 +242,7 @@ def _batch(pool: list[tuple[torch.Tensor, torch.Tensor]], scale: int, patch_lr: 
 def _prepared(model: SRModel, scale: int, heightmap: HeightMap | np.ndarray, level_plane: bool
               ) -> tuple[int, np.ndarray, tuple[float, float]]:
     """The checked scale, the z-scored scan and its clip range in network units (InputError for NaN/constant)."""
-    a = _as_heightmap(heightmap, None).data
+    a = as_heightmap(heightmap).data
     a = level(a) if level_plane else a
     s = check_scale(scale, a.shape)
     if s not in model.info.scales:

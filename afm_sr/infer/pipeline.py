@@ -12,30 +12,27 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from afm_sr.degrade import BicubicDegradation, check_scale, degrade, imresize, modcrop
 from afm_sr.errors import AFMFileError, InputError
+from afm_sr.infer import adapt as own
+from afm_sr.infer.adapt import Pairs, SelfCheck
+from afm_sr.infer.devices import resolve_device, resolve_precision
 from afm_sr.infer.tiling import Progress, exact_margin, resolve_tile, tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.io.budget import format_size, reserve
-from afm_sr.io.heightmap import check_pixel_size, value_problem
+from afm_sr.io.heightmap import PixelSize, as_heightmap, value_problem
 from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import nonfinite_weights
 from afm_sr.preprocess import fit_normalization, level
 
-if TYPE_CHECKING:
-    from afm_sr.infer.adapt import Pairs, SelfCheck
-
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = {"32": torch.float32, "bf16": torch.bfloat16}
 DEFAULT_TILE = "auto"
 #: Tiles per forward pass when none is asked for: batching pays on a GPU; on a CPU it only costs memory.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8}
@@ -50,37 +47,6 @@ ACTIVATION_BYTES = 12
 SSIM_BYTES = 2 * 5 * 11 * 11 * 8
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` (CUDA if PyTorch sees a GPU, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; InputError otherwise."""
-    name = str(device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise InputError(f"device {name!r}: PyTorch {torch.__version__} sees no CUDA GPU here; "
-                             "use --device cpu (or auto)")
-        try:
-            dev = torch.device(name)
-        except RuntimeError as exc:
-            raise InputError(f"device {name!r} is not a valid CUDA device name ({exc})") from exc
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) are visible")
-        return dev
-    raise InputError(f"device {name!r} is not supported; choose one of {list(DEVICES)} (or cuda:N)")
-
-
-def resolve_precision(precision: str | int, device: torch.device) -> torch.dtype:
-    """``32`` (float32) or ``bf16`` (bfloat16 convolutions) as a dtype; InputError if unknown or unsupported."""
-    name = str(precision)
-    if name not in PRECISIONS:
-        raise InputError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}")
-    if PRECISIONS[name] is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise InputError(f"precision bf16: the GPU {torch.cuda.get_device_name(device)} does not support bfloat16")
-    return PRECISIONS[name]
-
-
 def _check_scale_for(model: SRModel, scale: int, shape: tuple[int, int]) -> int:
     """The scale as int if the image is large enough and the model was trained for it (InputError otherwise)."""
     s = check_scale(scale, shape)
@@ -88,26 +54,6 @@ def _check_scale_for(model: SRModel, scale: int, shape: tuple[int, int]) -> int:
         raise InputError(f"the model {model.info.source} was trained for scales {list(model.info.scales)}, "
                          f"not x{s}")
     return s
-
-
-def _as_heightmap(image: HeightMap | np.ndarray, pixel_size: tuple[float, float] | float | None) -> HeightMap:
-    """A HeightMap from a HeightMap or a real 2-D array (pixel size 1 m per pixel where none is given)."""
-    if pixel_size is not None:
-        try:
-            pixel_size = check_pixel_size(pixel_size)
-        except (ValueError, TypeError) as exc:
-            raise InputError(str(exc)) from None
-    if isinstance(image, HeightMap):
-        return image if pixel_size is None else image.with_data(image.data, pixel_size)
-    array = np.asarray(image)
-    if array.ndim != 2:
-        raise InputError(f"expected a 2-D height map, got an array of shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
-        raise InputError(f"heights must be real numbers, got dtype {array.dtype}")
-    hm = HeightMap(array, pixel_size or (1.0, 1.0), channel="array")
-    if pixel_size is None:
-        hm.metadata["pixel_size_unknown"] = True
-    return hm
 
 
 def _reserve_memory(what: str, image_px: int, tile_px: int, per_image_px: int, model: SRModel, batch: int,
@@ -154,7 +100,7 @@ def _prepared_net(model: SRModel, device: str | torch.device, precision: str | i
 
 
 def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
-            pixel_size: tuple[float, float] | float | None = None, level_plane: bool = False,
+            pixel_size: PixelSize = None, level_plane: bool = False,
             device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
             batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None,
             adapt: bool | None = None, self_check: bool = True, seed: int = 0,
@@ -217,7 +163,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     that is not finite (AFMFileError naming the model where its weights are NaN/Inf). Warns (logging) where the
     model's metadata says it does not beat bicubic at this scale.
     """
-    hm = _as_heightmap(image, pixel_size)
+    hm = as_heightmap(image, pixel_size)
     sr = load_model(model)
     s = _check_scale_for(sr, scale, hm.shape)
     (ny, nx), (out_y, out_x) = hm.shape, (hm.shape[0] * s, hm.shape[1] * s)
@@ -237,7 +183,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     with _out_of_memory_as_input_error():
         out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile, batch=batch,
                        device=dev, dtype=dtype, progress=progress)
-    result = hm.with_data(_checked_result(out, sr), (hm.pixel_size[0] / s, hm.pixel_size[1] / s))
+    result = _finer(hm, _checked_result(out, sr), s)
     result.metadata.update({"afm_sr_scale": s, "afm_sr_model": sr.info.source, "afm_sr_leveled": level_plane,
                             "afm_sr_precision": str(precision)})
     result.metadata.update(check.metadata() if check else {})
@@ -252,8 +198,6 @@ def _own_pairs(sr: SRModel, heights: np.ndarray, scale: int, adapt: bool | None,
     Adapting by default (``adapt=None`` at a scale of ``ADAPT_BY_DEFAULT``) quietly falls back to the self-check
     on a scan too small to hold out lines; asking for it (``adapt=True``) raises InputError there.
     """
-    import afm_sr.infer.adapt as own  # imported here: adapt builds on this module's tiling and devices
-
     if adapt or (adapt is None and own.ADAPT_BY_DEFAULT.get(scale, False)):
         try:
             adapted = own.adapt(sr, heights, scale, seed=seed, device=device, precision=precision,
@@ -316,7 +260,7 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     check degrades the scan: the known-kernel case), never on the scan scored against; ``self_check`` then holds
     the estimate that adaptation made.
     """
-    hm = _as_heightmap(image, None)
+    hm = as_heightmap(image, None)
     sr = load_model(model)
     s = _check_scale_for(sr, scale, hm.shape)
     ny, nx = hm.shape
@@ -347,5 +291,9 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
 
 def bicubic_upscale(hm: HeightMap, scale: int) -> HeightMap:
     """The plain bicubic upscaling of ``hm`` (MATLAB-compatible), same scan size: what afm-sr is compared with."""
-    up = imresize(torch.from_numpy(hm.data), scale=scale).numpy()
-    return hm.with_data(up, (hm.pixel_size[0] / scale, hm.pixel_size[1] / scale))
+    return _finer(hm, imresize(torch.from_numpy(hm.data), scale=scale).numpy(), scale)
+
+
+def _finer(hm: HeightMap, data: np.ndarray, scale: int) -> HeightMap:
+    """``data`` as ``hm``'s scan with ``scale`` times the pixels a side: pixel size / scale, the same scan size."""
+    return hm.with_data(data, (hm.pixel_size[0] / scale, hm.pixel_size[1] / scale))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from afm_sr.errors import InputError
 from afm_sr.infer.pipeline import bicubic_upscale
 from afm_sr.io import HeightMap
 from afm_sr.preprocess import level
@@ -36,13 +37,17 @@ def save_preview(original: HeightMap, enhanced: HeightMap, path: str | Path, tit
                  level_plane: bool = False) -> Path:
     """Write input | bicubic | afm-sr in nm with a scale bar, a mid-height cross-section and zoomed crops, atomically.
 
+    ``enhanced`` is what ``enhance`` returned for ``original``: its ``afm_sr_scale`` metadata names the scale.
     ``level_plane`` levels the input as ``enhance`` did, so all three share one colour scale. The crops show, at
     full output resolution, the window where bicubic and afm-sr differ most; the title carries the self-check
     estimate where ``enhanced`` has one (``afm_sr_estimated_gain_db``).
     """
     if level_plane:
         original = original.with_data(level(original.data))
-    scale = round(enhanced.shape[1] / original.shape[1])
+    if "afm_sr_scale" not in enhanced.metadata:
+        raise InputError("the preview needs what afm_sr.enhance returned (its metadata names the scale); "
+                         "this map has no 'afm_sr_scale'")
+    scale = int(enhanced.metadata["afm_sr_scale"])
     factor, unit = _DISPLAY.get(original.z_unit, (1.0, original.z_unit))
     name = f"input {original.shape[1]}x{original.shape[0]}"
     bicubic = bicubic_upscale(original, scale).data * factor

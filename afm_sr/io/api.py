@@ -15,17 +15,16 @@ from typing import TypeVar
 
 import numpy as np
 
-from afm_sr.errors import AFMFileError, InputError
+from afm_sr.errors import AFMFileError
 from afm_sr.io import writers
 from afm_sr.io.budget import memory_budget, reserve
 from afm_sr.io.channels import find_height, pick
 from afm_sr.io.formats import Format, detect
-from afm_sr.io.heightmap import HeightMap, check_pixel_size, value_problem
+from afm_sr.io.heightmap import HeightMap, PixelSize, user_pixel_size, value_problem
 from afm_sr.io.readers._common import Hints
 
 T = TypeVar("T")
 PathLike = str | os.PathLike
-PixelSize = tuple[float, float] | float | None
 MemoryLimit = int | str | None
 #: The smallest image afm-sr accepts from a file (one pixel per side cannot be leveled or upscaled).
 MIN_SIDE = 2
@@ -64,16 +63,6 @@ def _existing_file(path: PathLike) -> Path:
     if info.st_size == 0:
         raise AFMFileError(p, "the file is empty")
     return p
-
-
-def _user_pixel_size(pixel_size: PixelSize) -> tuple[float, float] | None:
-    """The caller's pixel size as ``(dx, dy)``, or InputError unless it is finite and 1 pm .. 1 mm."""
-    if pixel_size is None:
-        return None
-    try:
-        return check_pixel_size(pixel_size)  # type: ignore[arg-type]
-    except (ValueError, TypeError) as exc:
-        raise InputError(str(exc)) from None
 
 
 def _load(path: PathLike, pixel_size: tuple[float, float] | None, z_unit: str | None, memory_limit: MemoryLimit
@@ -131,7 +120,7 @@ def read(path: PathLike, channel: str | None = None, pixel_size: PixelSize = Non
     InputError
         For a pixel size that is not finite or not within 1 pm .. 1 mm.
     """
-    p, fmt, maps = _load(path, _user_pixel_size(pixel_size), z_unit, memory_limit)
+    p, fmt, maps = _load(path, user_pixel_size(pixel_size), z_unit, memory_limit)
     hm = _checked(p, pick(maps, channel, p))
     hm.metadata.setdefault("format", fmt.name)
     return hm
@@ -176,7 +165,7 @@ def _channel_info(hm: HeightMap) -> ChannelInfo:
 def describe(path: PathLike, channel: str | None = None, pixel_size: PixelSize = None, z_unit: str | None = None,
              memory_limit: MemoryLimit = None) -> FileInfo:
     """Format, every channel (name, unit, pixels, scan size), and the range of the channel ``read`` takes."""
-    p, fmt, maps = _load(path, _user_pixel_size(pixel_size), z_unit, memory_limit)
+    p, fmt, maps = _load(path, user_pixel_size(pixel_size), z_unit, memory_limit)
     chosen = find_height(maps) if channel is None else pick(maps, channel, p)
     if chosen is None:
         return FileInfo(p, fmt.name, [_channel_info(m) for m in maps], None, None)

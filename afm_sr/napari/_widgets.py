@@ -38,7 +38,8 @@ from scipy.ndimage import map_coordinates
 from afm_sr.degrade import SUPPORTED_SCALES, check_scale
 from afm_sr.errors import AFMSRError, InputError
 from afm_sr.infer import GainResult, check_gain, enhance, load_model, resolve_device, resolve_precision
-from afm_sr.infer.pipeline import DEFAULT_TILE, DEVICES, PRECISIONS, bicubic_upscale
+from afm_sr.infer.devices import DEVICES, PRECISIONS
+from afm_sr.infer.pipeline import DEFAULT_TILE, bicubic_upscale
 from afm_sr.io import HeightMap, write
 from afm_sr.napari._layers import layer_data, layer_heightmap, upscaled_geometry
 from afm_sr.napari._notify import notify_error
