@@ -127,3 +127,13 @@ def test_cli_adapt_end_to_end(model: SRModel, tmp_path: Path, capsys: pytest.Cap
     assert io.read(out).shape == (128, 128)
     assert main(["check-gain", str(src), "--scale", "2", "--model", weights, "--device", "cpu", "--adapt"]) == 0
     assert "estimated" in capsys.readouterr().out
+
+
+def test_estimate_counts_a_share_of_the_held_out_gain() -> None:
+    check = adapt_module.SelfCheck(2, "held-out rows", bicubic_psnr=30.0, base_psnr=31.0, adapted_psnr=33.0, steps=20,
+                                   whole_gain=0.8)
+    assert check.used == "adapted"
+    assert check.gain == pytest.approx(0.8 + adapt_module.ADAPT_CREDIT * 2.0)
+    worse = adapt_module.SelfCheck(2, "held-out rows", 30.0, 31.0, 30.5, 20, whole_gain=-0.2)
+    assert worse.used == "base" and worse.gain == pytest.approx(-0.2)
+    assert "neither model beats bicubic" in worse.message()
