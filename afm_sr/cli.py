@@ -15,12 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from afm_sr.atomic import check_destination, make_folder
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
-from afm_sr.io import WRITERS, FileInfo, check_destination, describe, read, reserve_write, write
+from afm_sr.io import WRITERS, FileInfo, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
 from afm_sr.io.budget import parse_size
 from afm_sr.io.heightmap import check_pixel_size
-from afm_sr.io.writers import make_folder
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_ERROR = 2
