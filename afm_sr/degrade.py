@@ -14,9 +14,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.errors import InputError
-
-SUPPORTED_SCALES: tuple[int, ...] = (2, 4, 8)
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
