@@ -3,7 +3,6 @@ import pytest
 
 from afm_sr.instrument import (
     Instrument,
-    draw,
     drift,
     line_offsets,
     noisy_lines,
@@ -20,13 +19,6 @@ OFF = dict(tip_radius_m=0, drift_px=0, creep_px=0, line_offset=0, noisy_lines=0,
 
 def surface(seed: int = 0, n: int = 64) -> np.ndarray:
     return 20e-9 * spectral_noise(np.random.default_rng(seed), (n, n), exponent=3.0)
-
-
-def test_draw_fixed_range_and_off() -> None:
-    rng = np.random.default_rng(0)
-    assert draw(rng, 2.5) == 2.5
-    assert draw(rng, None) == 0.0
-    assert 1.0 <= draw(rng, [1.0, 2.0]) <= 2.0
 
 
 def test_spectral_noise_is_normalised_and_slope_follows_exponent() -> None:

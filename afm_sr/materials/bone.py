@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
+from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import lognormal_sizes, meters_to_px
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
@@ -42,18 +43,18 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     """
     width = max(meters_to_px(rng, fibril_width_m, pixel_size_m), 3.0)
     period = max(meters_to_px(rng, d_period_m, pixel_size_m), 2.5)
-    params = (width, period, draw(rng, d_band_depth_m) / pixel_size_m, draw(rng, fibril_relief),
-              draw(rng, waviness))
+    params = (width, period, draw(rng.random, d_band_depth_m) / pixel_size_m, draw(rng.random, fibril_relief),
+              draw(rng.random, waviness))
     angle = rng.uniform(0, np.pi)
     h = _bundle(rng, n_px, angle, *params)
-    share = draw(rng, crossing)
+    share = draw(rng.random, crossing)
     if share > 0:
         other = _bundle(rng, n_px, angle + rng.uniform(np.pi / 6, np.pi / 2), *params) + width * params[3]
         mask = spectral_noise(rng, (n_px, n_px), exponent=4.0) > np.quantile(
             spectral_noise(rng, (n_px, n_px), exponent=0.0), 1 - share)
         h = np.where(mask, other, h)
     h = h * pixel_size_m
-    return h + draw(rng, mineral_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=1.5)
+    return h + draw(rng.random, mineral_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=1.5)
 
 
 def _bundle(rng: np.random.Generator, n_px: int, angle: float, width: float, period: float, depth: float,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
+from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import dome, facets, grains, meters_to_px, nearest_features, scatter_points
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
@@ -56,20 +57,20 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         Fine fractal roughness, as a fraction of the mean grain height.
     """
     size_px = float(np.clip(meters_to_px(rng, grain_size_m, pixel_size_m), 4.0, n_px / 2))
-    g = grains(rng, n_px, size_px, draw(rng, size_spread))
+    g = grains(rng, n_px, size_px, draw(rng.random, size_spread))
     m = len(g.centers)
-    ratio = draw(rng, aspect)
+    ratio = draw(rng.random, aspect)
     height_px = ratio * size_px / 2
-    domed = dome(g, draw(rng, dome_exponent)) * g.per_grain(g.inradius) * ratio
-    roof = (g.per_grain(g.inradius) + facets(rng, g)) * draw(rng, facet_slope)
-    faceted = g.per_grain(rng.uniform(size=m) < draw(rng, faceted_fraction))
+    domed = dome(g, draw(rng.random, dome_exponent)) * g.per_grain(g.inradius) * ratio
+    roof = (g.per_grain(g.inradius) + facets(rng, g)) * draw(rng.random, facet_slope)
+    faceted = g.per_grain(rng.uniform(size=m) < draw(rng.random, faceted_fraction))
     h = np.where(faceted, np.maximum(roof, 0), domed)
-    h = h + g.per_grain(rng.normal(0, draw(rng, height_jitter) * height_px, m))
+    h = h + g.per_grain(rng.normal(0, draw(rng.random, height_jitter) * height_px, m))
     width = max(meters_to_px(rng, groove_width_m, pixel_size_m), 0.5)
-    h = h - draw(rng, groove_depth) * height_px * np.exp(-((g.boundary / width) ** 2))
-    h = h + _pores(rng, n_px, size_px, height_px, draw(rng, pores_per_grain), draw(rng, pore_size))
-    h = h + draw(rng, waviness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=4.0)
-    h = h + draw(rng, roughness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=3.0)
+    h = h - draw(rng.random, groove_depth) * height_px * np.exp(-((g.boundary / width) ** 2))
+    h = h + _pores(rng, n_px, size_px, height_px, draw(rng.random, pores_per_grain), draw(rng.random, pore_size))
+    h = h + draw(rng.random, waviness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=4.0)
+    h = h + draw(rng.random, roughness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=3.0)
     return h * pixel_size_m
 
 

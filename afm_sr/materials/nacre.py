@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
+from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import grains, meters_to_px
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
@@ -45,14 +46,14 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     """
     g = grains(rng, n_px, max(meters_to_px(rng, tablet_size_m, pixel_size_m), 8.0), 0.3)
     m = len(g.centers)
-    step = draw(rng, tablet_thickness_m) / pixel_size_m
-    level = rng.poisson(draw(rng, terraces), m) * step
-    tilt = rng.normal(0, draw(rng, tablet_tilt), (m, 2))
+    step = draw(rng.random, tablet_thickness_m) / pixel_size_m
+    level = rng.poisson(draw(rng.random, terraces), m) * step
+    tilt = rng.normal(0, draw(rng.random, tablet_tilt), (m, 2))
     dy, dx = g.offsets
     h = g.per_grain(level) + g.per_grain(tilt[:, 0]) * dy + g.per_grain(tilt[:, 1]) * dx
     width = max(meters_to_px(rng, groove_width_m, pixel_size_m), 0.5)
-    h = h - draw(rng, groove_depth_m) / pixel_size_m * np.exp(-((g.boundary / width) ** 2))
+    h = h - draw(rng.random, groove_depth_m) / pixel_size_m * np.exp(-((g.boundary / width) ** 2))
     grain = max(meters_to_px(rng, asperity_size_m, pixel_size_m), 1.0)
     bumps = spectral_noise(rng, (n_px, n_px), low=0.25 / grain, high=0.5 / grain)
-    h = h + draw(rng, asperity_height_m) / pixel_size_m * np.clip(bumps, 0, None)
+    h = h + draw(rng.random, asperity_height_m) / pixel_size_m * np.clip(bumps, 0, None)
     return h * pixel_size_m

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
+from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import meters_to_px
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
@@ -46,13 +47,13 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     r, c = np.mgrid[0:n_px, 0:n_px].astype(np.float64)
     miscut = rng.uniform(0, 2 * np.pi)
     phase = (c * np.cos(miscut) + r * np.sin(miscut)) / terrace
-    phase = phase + draw(rng, step_meander) * spectral_noise(rng, (n_px, n_px), exponent=4.0)
-    h = draw(rng, step_height_m) / pixel_size_m * (np.floor(phase) - phase)  # levelled: terraces + steps
-    h = h + _scratches(rng, n_px, int(draw(rng, scratches)), draw(rng, scratch_depth_m) / pixel_size_m,
+    phase = phase + draw(rng.random, step_meander) * spectral_noise(rng, (n_px, n_px), exponent=4.0)
+    h = draw(rng.random, step_height_m) / pixel_size_m * (np.floor(phase) - phase)  # levelled: terraces + steps
+    h = h + _scratches(rng, n_px, int(draw(rng.random, scratches)), draw(rng.random, scratch_depth_m) / pixel_size_m,
                        max(meters_to_px(rng, scratch_width_m, pixel_size_m), 0.7),
-                       np.deg2rad(draw(rng, scratch_spread_deg)))
+                       np.deg2rad(draw(rng.random, scratch_spread_deg)))
     h = h * pixel_size_m
-    return h + draw(rng, roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
+    return h + draw(rng.random, roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
 
 
 def _scratches(rng: np.random.Generator, n_px: int, count: int, depth: float, width: float,

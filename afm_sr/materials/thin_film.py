@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
+from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import dome, grains, meters_to_px
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
@@ -41,9 +42,9 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         RMS of the fractal background, as a fraction of the cap height.
     """
     size_px = float(np.clip(meters_to_px(rng, grain_size_m, pixel_size_m), 3.0, n_px / 4))
-    g = grains(rng, n_px, size_px, draw(rng, size_spread))
-    cap = draw(rng, grain_height_m)
-    h = cap * dome(g, draw(rng, dome_exponent), edge=0.5)
-    h = h + g.per_grain(rng.normal(0, draw(rng, column_jitter) * cap, len(g.centers)))
-    fractal = spectral_noise(rng, (n_px, n_px), exponent=draw(rng, fractal_exponent))
-    return h + draw(rng, roughness) * cap * fractal
+    g = grains(rng, n_px, size_px, draw(rng.random, size_spread))
+    cap = draw(rng.random, grain_height_m)
+    h = cap * dome(g, draw(rng.random, dome_exponent), edge=0.5)
+    h = h + g.per_grain(rng.normal(0, draw(rng.random, column_jitter) * cap, len(g.centers)))
+    fractal = spectral_noise(rng, (n_px, n_px), exponent=draw(rng.random, fractal_exponent))
+    return h + draw(rng.random, roughness) * cap * fractal
