@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import lognormal_sizes, meters_to_px, nearest_features
+from afm_sr.materials.instrument import spectral_noise
 from afm_sr.ranges import Range, draw
 
 

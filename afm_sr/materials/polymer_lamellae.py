@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from afm_sr.instrument import spectral_noise
 from afm_sr.materials._shapes import grains, meters_to_px
+from afm_sr.materials.instrument import spectral_noise
 from afm_sr.ranges import Range, draw
 
 

@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from afm_sr.errors import AFMSRError
-from afm_sr.instrument import Instrument
 from afm_sr.io import read
 from afm_sr.io.formats import format_by_name
 from afm_sr.materials import SyntheticMaterial
 from afm_sr.materials.ceramic import generate as ceramic
+from afm_sr.materials.instrument import Instrument
 from afm_sr.napari._layers import LayerData, layer_data
 from afm_sr.napari._notify import notify_error
 

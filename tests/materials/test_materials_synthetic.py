@@ -42,7 +42,7 @@ def test_config_builds_material_with_its_scan_size(name: str) -> None:
     gen_spec, art_spec = spec.pop("generator"), spec.pop("artefacts")
     gen_kwargs = {k: v for k, v in gen_spec.items() if not k.startswith("_")}
     art_kwargs = {k: v for k, v in art_spec.items() if not k.startswith("_")}
-    instrument = importlib.import_module("afm_sr.instrument").Instrument(**art_kwargs)
+    instrument = importlib.import_module("afm_sr.materials.instrument").Instrument(**art_kwargs)
     spec.pop("_target_")
     spec.update(n_images=2, n_px=32)
     material = SyntheticMaterial(generator=lambda rng, n, px: generator(name)(rng, n, px, **gen_kwargs),

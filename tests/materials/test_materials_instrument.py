@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from afm_sr.instrument import (
+from afm_sr.materials.instrument import (
     Instrument,
     drift,
     line_offsets,
