@@ -10,13 +10,12 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             fibril_width_m: Range = (60e-9, 180e-9), d_period_m: Range = (64e-9, 70e-9),
-             d_band_depth_m: Range = (1e-9, 5e-9), fibril_relief: Range = (0.1, 0.3),
-             waviness: Range = (0.5, 3.0), crossing: Range = (0.0, 0.5),
-             mineral_roughness_m: Range = (0.3e-9, 2e-9)) -> np.ndarray:
+             fibril_width_m: Range, d_period_m: Range, d_band_depth_m: Range, fibril_relief: Range, waviness: Range,
+             crossing: Range, mineral_roughness_m: Range) -> np.ndarray:
     """Generate collagen fibril bundles in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/bone.yaml``.
 
     Parameters
     ----------

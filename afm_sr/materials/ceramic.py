@@ -10,16 +10,13 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             grain_size_m: Range = (0.25e-6, 0.9e-6), size_spread: Range = (0.25, 0.5),
-             aspect: Range = (0.15, 0.4), faceted_fraction: Range = (0.0, 0.4),
-             facet_slope: Range = (0.2, 0.6), dome_exponent: Range = (0.3, 1.0),
-             height_jitter: Range = (0.1, 0.4), groove_depth: Range = (0.1, 0.35),
-             groove_width_m: Range = (8e-9, 30e-9), pores_per_grain: Range = (0.0, 0.4),
-             pore_size: Range = (0.1, 0.3), waviness: Range = (0.1, 0.6),
-             roughness: Range = (0.01, 0.04)) -> np.ndarray:
+             grain_size_m: Range, size_spread: Range, aspect: Range, faceted_fraction: Range, facet_slope: Range,
+             dome_exponent: Range, height_jitter: Range, groove_depth: Range, groove_width_m: Range,
+             pores_per_grain: Range, pore_size: Range, waviness: Range, roughness: Range) -> np.ndarray:
     """Generate a sintered-ceramic surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/ceramic.yaml``.
 
     Parameters
     ----------

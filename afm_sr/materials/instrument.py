@@ -142,13 +142,14 @@ def scan_noise(rng: np.random.Generator, shape: tuple[int, int], pink: float, wh
     return out
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Instrument:
     """A configurable AFM: the ``artefacts`` callable of a SyntheticMaterial.
 
     Every parameter is a fixed value or a [lo, hi] range drawn per image; 0 or None switches that
-    artefact off. Z amplitudes (``line_offset``, ``noisy_line_amplitude``, ``pink_noise``,
-    ``white_noise``, ``tilt``, ``bow``) are fractions of the tip-convolved surface's RMS roughness.
+    artefact off. Z amplitudes (``line_offset``, ``noisy_line_amplitude``, ``pink_noise``, ``white_noise``,
+    ``tilt``, ``bow``) are fractions of the tip-convolved surface's RMS roughness. The ranges training draws
+    from are written once, in ``conf/instrument/default.yaml``.
 
     Parameters
     ----------
@@ -163,18 +164,18 @@ class Instrument:
     tilt, bow : plane and parabolic bow amplitude across the frame.
     """
 
-    tip_radius_m: Range = (2e-9, 15e-9)
-    tip_half_angle_deg: Range = (15.0, 25.0)
-    drift_px: Range = (0.0, 2.0)
-    creep_px: Range = (0.0, 2.0)
-    creep_lines: Range = 10.0
-    line_offset: Range = (0.0, 0.05)
-    noisy_lines: Range = (0.0, 3.0)
-    noisy_line_amplitude: Range = 0.3
-    pink_noise: Range = (0.0, 0.02)
-    white_noise: Range = (0.0, 0.02)
-    tilt: Range = None
-    bow: Range = None
+    tip_radius_m: Range
+    tip_half_angle_deg: Range
+    drift_px: Range
+    creep_px: Range
+    creep_lines: Range
+    line_offset: Range
+    noisy_lines: Range
+    noisy_line_amplitude: Range
+    pink_noise: Range
+    white_noise: Range
+    tilt: Range
+    bow: Range
 
     def __call__(self, rng: np.random.Generator, heights: np.ndarray, pixel_size_m: float) -> np.ndarray:
         """Return the measured image of ``heights`` (meters, square pixels of ``pixel_size_m``)."""

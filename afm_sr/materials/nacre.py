@@ -10,14 +10,13 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             tablet_size_m: Range = (1.5e-6, 5e-6), tablet_thickness_m: Range = (0.3e-6, 0.6e-6),
-             terraces: Range = (0.0, 0.6), tablet_tilt: Range = (0.0, 0.02),
-             groove_depth_m: Range = (5e-9, 40e-9), groove_width_m: Range = (20e-9, 80e-9),
-             asperity_size_m: Range = (30e-9, 100e-9),
-             asperity_height_m: Range = (2e-9, 15e-9)) -> np.ndarray:
+             tablet_size_m: Range, tablet_thickness_m: Range, terraces: Range, tablet_tilt: Range,
+             groove_depth_m: Range, groove_width_m: Range, asperity_size_m: Range,
+             asperity_height_m: Range) -> np.ndarray:
     """Generate a nacre surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/nacre.yaml``.
 
     Parameters
     ----------

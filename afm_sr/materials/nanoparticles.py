@@ -10,14 +10,12 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             particle_size_m: Range = (30e-9, 200e-9), size_spread: Range = (0.15, 0.45),
-             coverage: Range = (0.05, 0.35), aggregated: Range = (0.2, 0.8),
-             aggregate_size: Range = (3.0, 20.0), elongation: Range = (1.0, 1.6),
-             flattening: Range = (0.6, 1.0), stacked: Range = (0.0, 0.3),
-             substrate_roughness_m: Range = (0.2e-9, 1.0e-9)) -> np.ndarray:
+             particle_size_m: Range, size_spread: Range, coverage: Range, aggregated: Range, aggregate_size: Range,
+             elongation: Range, flattening: Range, stacked: Range, substrate_roughness_m: Range) -> np.ndarray:
     """Generate particles on a substrate in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/nanoparticles.yaml``.
 
     Parameters
     ----------

@@ -10,14 +10,12 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             crystal_size_m: Range = (0.15e-6, 0.8e-6), size_spread: Range = (0.15, 0.4),
-             coverage: Range = (0.4, 0.9), plate_fraction: Range = (0.0, 1.0),
-             pyramid_slope: Range = (0.6, 1.2), plate_thickness: Range = (0.1, 0.3),
-             truncation: Range = (0.5, 1.0), stacked: Range = (0.0, 0.4),
-             substrate_roughness_m: Range = (0.3e-9, 2e-9)) -> np.ndarray:
+             crystal_size_m: Range, size_spread: Range, coverage: Range, plate_fraction: Range, pyramid_slope: Range,
+             plate_thickness: Range, truncation: Range, stacked: Range, substrate_roughness_m: Range) -> np.ndarray:
     """Generate a layer of faceted crystals in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/oxide_crystals.yaml``.
 
     Parameters
     ----------

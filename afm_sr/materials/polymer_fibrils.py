@@ -11,13 +11,12 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             fibril_width_m: Range = (12e-9, 30e-9), fibril_height_m: Range = (2e-9, 8e-9),
-             fibril_length_m: Range = (0.2e-6, 1.5e-6), density: Range = (0.6, 1.5),
-             curvature: Range = (0.0, 0.02), alignment: Range = (0.0, 0.8),
-             matrix_roughness: Range = (0.1, 0.3)) -> np.ndarray:
+             fibril_width_m: Range, fibril_height_m: Range, fibril_length_m: Range, density: Range, curvature: Range,
+             alignment: Range, matrix_roughness: Range) -> np.ndarray:
     """Generate a nanofibril network in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/polymer_fibrils.yaml``.
 
     Parameters
     ----------

@@ -11,13 +11,12 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             spherulite_size_m: Range = (1e-6, 6e-6), lamella_spacing_m: Range = (25e-9, 60e-9),
-             lamella_height_m: Range = (3e-9, 15e-9), radial_order: Range = (0.5, 1.0),
-             band_period_m: Range = (0.2e-6, 0.8e-6), banding: Range = (0.0, 0.35),
-             boundary_depth: Range = (0.5, 2.0)) -> np.ndarray:
+             spherulite_size_m: Range, lamella_spacing_m: Range, lamella_height_m: Range, radial_order: Range,
+             band_period_m: Range, banding: Range, boundary_depth: Range) -> np.ndarray:
     """Generate a spherulitic lamellar surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/polymer_lamellae.yaml``.
 
     Parameters
     ----------

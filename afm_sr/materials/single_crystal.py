@@ -10,13 +10,13 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             step_height_m: Range = (0.4e-9, 2e-9), terrace_width_m: Range = (50e-9, 400e-9),
-             step_meander: Range = (0.2, 1.5), scratches: Range = (0.0, 25.0),
-             scratch_depth_m: Range = (0.3e-9, 4e-9), scratch_width_m: Range = (10e-9, 60e-9),
-             scratch_spread_deg: Range = (5.0, 60.0), roughness_m: Range = (0.05e-9, 0.3e-9)) -> np.ndarray:
+             step_height_m: Range, terrace_width_m: Range, step_meander: Range, scratches: Range,
+             scratch_depth_m: Range, scratch_width_m: Range, scratch_spread_deg: Range,
+             roughness_m: Range) -> np.ndarray:
     """Generate a polished crystal surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/single_crystal.yaml``.
 
     Parameters
     ----------

@@ -10,13 +10,12 @@ from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             grain_size_m: Range = (20e-9, 80e-9), size_spread: Range = (0.2, 0.45),
-             grain_height_m: Range = (2e-9, 10e-9), column_jitter: Range = (0.2, 0.6),
-             dome_exponent: Range = (0.5, 1.0), fractal_exponent: Range = (2.4, 3.2),
-             roughness: Range = (0.2, 0.6)) -> np.ndarray:
+             grain_size_m: Range, size_spread: Range, grain_height_m: Range, column_jitter: Range, dome_exponent: Range,
+             fractal_exponent: Range, roughness: Range) -> np.ndarray:
     """Generate a columnar thin-film surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/thin_film.yaml``.
 
     Parameters
     ----------

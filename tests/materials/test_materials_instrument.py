@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from afm_sr.materials.instrument import (
     Instrument,
@@ -13,8 +16,10 @@ from afm_sr.materials.instrument import (
     tip_profile,
 )
 
-OFF = dict(tip_radius_m=0, drift_px=0, creep_px=0, line_offset=0, noisy_lines=0, pink_noise=0, white_noise=0,
-           tilt=None, bow=None)
+OFF = dict(tip_radius_m=0, tip_half_angle_deg=20.0, drift_px=0, creep_px=0, creep_lines=10.0, line_offset=0,
+           noisy_lines=0, noisy_line_amplitude=0.3, pink_noise=0, white_noise=0, tilt=None, bow=None)
+#: The instrument training composes into every synthetic material (the one place its ranges are written).
+TRAINING = Path(__file__).resolve().parents[2] / "conf" / "instrument" / "default.yaml"
 
 
 def surface(seed: int = 0, n: int = 64) -> np.ndarray:
@@ -81,5 +86,6 @@ def test_instrument_all_off_is_identity_and_each_switch_changes_image() -> None:
 
 
 def test_instrument_is_reproducible() -> None:
-    h, inst = surface(2), Instrument()
+    spec = OmegaConf.to_container(OmegaConf.load(TRAINING))
+    h, inst = surface(2), Instrument(**{k: v for k, v in spec.items() if k != "_target_"})
     assert np.array_equal(inst(np.random.default_rng(3), h, 10e-9), inst(np.random.default_rng(3), h, 10e-9))
