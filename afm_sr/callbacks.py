@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.trainer.states import TrainerFn
 
+from afm_sr.atomic import write_atomically
 from afm_sr.data import ImageBatch
-from afm_sr.io import write_atomically
 from afm_sr.report.figures import comparison_panel, save_png
 
 
@@ -25,7 +25,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
                         storage_options: Any | None = None) -> None:
-        """Save through ``afm_sr.io.write_atomically``: a temp file in the target folder, renamed onto ``path``."""
+        """Save through ``afm_sr.atomic.write_atomically``: a temp file in the target folder, renamed onto ``path``."""
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomically({target: lambda tmp: super(AtomicCheckpointIO, self).save_checkpoint(

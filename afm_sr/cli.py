@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from afm_sr.atomic import check_destination, make_folder
+from afm_sr.choices import DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
-from afm_sr.io import WRITERS, FileInfo, check_destination, describe, read, reserve_write, write
+from afm_sr.io import WRITERS, FileInfo, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
 from afm_sr.io.budget import parse_size
 from afm_sr.io.heightmap import check_pixel_size
-from afm_sr.io.writers import make_folder
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_ERROR = 2
@@ -261,13 +262,13 @@ def add_adapt_options(parser: argparse.ArgumentParser, default: bool | None) -> 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """Options of every subcommand that runs the network: weights, device, precision, tile, leveling."""
-    parser.add_argument("--scale", type=int, choices=[2, 4, 8], default=4, help="scale factor (default 4)")
+    parser.add_argument("--scale", type=int, choices=SUPPORTED_SCALES, default=4, help="scale factor (default 4)")
     parser.add_argument("--model", default="default",
                         help="'default' (the packaged model), a checkpoint from train.py or exported .safetensors")
     parser.add_argument("--level", action=argparse.BooleanOptionalAction, default=False,
                         help="subtract the least-squares plane first (default: heights as in the file)")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="convolution precision")
+    parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default auto)")
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="32", help="convolution precision")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="PX",
                         help="output tile side in pixels or 'auto' (default: at least 512 and twice the smallest "
                              "exact tile for the network's reach), bounds memory; the result does not depend on it")

@@ -14,9 +14,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.errors import InputError
-
-SUPPORTED_SCALES: tuple[int, ...] = (2, 4, 8)
+from afm_sr.ranges import Range, as_range, draw
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -112,24 +112,6 @@ class BicubicDegradation:
 
 
 
-def _uniform(value: float | tuple[float, float], generator: torch.Generator | None) -> float:
-    """Draw uniformly from a [lo, hi] range with the torch generator (a plain number is returned as is)."""
-    if isinstance(value, int | float):
-        return float(value)
-    lo, hi = (float(v) for v in value)
-    return lo + (hi - lo) * float(torch.rand((), generator=generator))
-
-
-def _as_range(value: float | tuple[float, float] | None) -> float | tuple[float, float]:
-    """Normalise a config value (number, list, None) to a number or a (lo, hi) tuple."""
-    if value is None:
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    lo, hi = (float(v) for v in value)
-    return (lo, hi)
-
-
 def _cubic_taps(pos: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Return indices (clamped to the border) and Keys cubic weights of the 4 samples around each position."""
     base = np.floor(pos)
@@ -171,27 +153,30 @@ class ScanDegradation:
         Drift over the frame in HR pixels, in a random direction (shear of x, stretch of y).
     """
 
-    def __init__(self, line_noise: float | tuple[float, float] | None = (0.0, 0.05),
-                 white_noise: float | tuple[float, float] | None = (0.0, 0.03),
-                 drift_px: float | tuple[float, float] | None = (0.0, 1.0)) -> None:
-        self.line_noise = _as_range(line_noise)
-        self.white_noise = _as_range(white_noise)
-        self.drift_px = _as_range(drift_px)
+    def __init__(self, line_noise: Range = (0.0, 0.05), white_noise: Range = (0.0, 0.03),
+                 drift_px: Range = (0.0, 1.0)) -> None:
+        self.line_noise = as_range(line_noise)
+        self.white_noise = as_range(white_noise)
+        self.drift_px = as_range(drift_px)
 
     def downscale(self, hr: torch.Tensor, scale: int,
                   generator: torch.Generator | None = None) -> torch.Tensor:
         """Return the LR scan, ``ceil(H / s) x ceil(W / s)`` point samples of ``hr`` plus the scan's noise."""
+        def uniform() -> float:
+            """One uniform [0, 1) draw from ``generator``."""
+            return float(torch.rand((), generator=generator))
+
         h, w = hr.shape[-2:]
         n_rows, n_cols = math.ceil(h / scale), math.ceil(w / scale)
-        drift = _uniform(self.drift_px, generator)
-        angle = 2 * math.pi * float(torch.rand((), generator=generator))
+        drift = draw(uniform, self.drift_px)
+        angle = 2 * math.pi * uniform()
         progress = np.arange(n_rows) / max(n_rows - 1, 1)
         rows = (np.arange(n_rows) + 0.5) * scale - 0.5 + drift * math.sin(angle) * progress
         cols = (np.arange(n_cols) + 0.5) * scale - 0.5 + drift * math.cos(angle) * progress[:, None]
         lr = point_sample(hr, rows, cols)
         shape = (*lr.shape[:-1], 1)
-        lr = lr + _uniform(self.line_noise, generator) * torch.randn(shape, generator=generator).to(lr)
-        return lr + _uniform(self.white_noise, generator) * torch.randn(lr.shape, generator=generator).to(lr)
+        lr = lr + draw(uniform, self.line_noise) * torch.randn(shape, generator=generator).to(lr)
+        return lr + draw(uniform, self.white_noise) * torch.randn(lr.shape, generator=generator).to(lr)
 
 
 

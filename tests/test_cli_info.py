@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,13 @@ def test_info_prints_a_table(scan: Path, capsys: pytest.CaptureFixture[str]) -> 
     row = lines[2]
     assert "scan.gwy" in row and "Gwyddion" in row and "64x48" in row
     assert "0.64 x 0.48" in row and "-2 .. 3 nm" in row
+
+
+def test_info_runs_without_torch(scan: Path) -> None:
+    """The parser's scale, device and precision choices come from afm_sr.choices, so info never imports torch."""
+    code = (f"import sys; from afm_sr.cli import main; assert main(['info', {str(scan)!r}]) == 0; "
+            "assert 'torch' not in sys.modules, 'afm-sr info imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 def test_info_bad_file_is_one_line_and_non_zero(tmp_path: Path, scan: Path,

@@ -13,6 +13,7 @@ from support import compose_config
 
 from afm_sr import entry
 from afm_sr.errors import ConfigError
+from afm_sr.materials.instrument import Instrument
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -25,8 +26,8 @@ _compose = compose_config
 
 
 def test_every_group_has_options():
-    for group in ("dataset", "material", "degradation", "model", "module", "optimizer", "trainer", "logger",
-                  "callbacks", "experiment", "hydra", "paths", "debug", "hparams_search"):
+    for group in ("dataset", "material", "instrument", "degradation", "model", "module", "optimizer", "trainer",
+                  "logger", "callbacks", "experiment", "hydra", "paths", "debug", "hparams_search"):
         assert _options(group), f"conf/{group}/ is empty"
 
 
@@ -49,6 +50,35 @@ def test_material_options_compose(option):
     if not OmegaConf.missing_keys(node):
         material = instantiate(node)
         assert material.name
+
+
+def _synthetic(cfg) -> dict:
+    """The composed synthetic materials (those with a generator) of ``cfg.dataset``, by name."""
+    return {name: node for name, node in cfg.dataset.materials.items() if "generator" in node}
+
+
+@pytest.mark.parametrize("config", ["train", "eval"])
+@pytest.mark.parametrize("option", _options("dataset"))
+def test_every_synthetic_material_of_every_dataset_composes_the_instrument(config, option):
+    """conf/instrument/default.yaml lands under each synthetic material's ``artefacts``, value for value."""
+    expected = OmegaConf.to_container(OmegaConf.load(CONF / "instrument" / "default.yaml"))
+    materials = _synthetic(_compose([f"dataset={option}"], config))
+    assert bool(materials) == (option in ("mono", "multi", "multi_real")), sorted(materials)
+    for name, node in materials.items():
+        assert OmegaConf.to_container(node.artefacts) == expected, name
+        instrument = instantiate(node.artefacts, _convert_="all")
+        assert isinstance(instrument, Instrument) and instrument.tip_radius_m == expected["tip_radius_m"], name
+
+
+@pytest.mark.parametrize("option", _options("material"))
+def test_each_material_option_has_the_instrument_if_and_only_if_synthetic(option):
+    node = _compose(["dataset=mono", f"material@dataset.materials.ceramic={option}"]).dataset.materials.ceramic
+    assert ("artefacts" in node) == ("generator" in node) == (option not in ("folder", "afm_train"))
+
+
+def test_an_instrument_value_is_overridden_per_material():
+    cfg = _compose(["dataset=multi", "dataset.materials.bone.artefacts.tilt=0.1"])
+    assert cfg.dataset.materials.bone.artefacts.tilt == 0.1 and cfg.dataset.materials.nacre.artefacts.tilt is None
 
 
 @pytest.mark.parametrize("option", _options("degradation"))

@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.data.cache import PreparedCache, cache_key
 from afm_sr.data.datasets import ImageDataset, PatchDataset
 from afm_sr.data.prepare import Prepared, prepare
-from afm_sr.degrade import SUPPORTED_SCALES, Degradation
+from afm_sr.degrade import Degradation
 from afm_sr.errors import ConfigError
 from afm_sr.io import HeightMap
 from afm_sr.materials import Material

@@ -1,13 +1,11 @@
-"""Where and in what precision a network runs: the device and precision names that enhance, adapt and the CLI take."""
+"""Resolve the device and precision names of afm_sr.choices (what enhance, adapt and the CLI take) for torch."""
 
 from __future__ import annotations
 
 import torch
 
+from afm_sr.choices import DEVICES, PRECISIONS
 from afm_sr.errors import InputError
-
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = {"32": torch.float32, "bf16": torch.bfloat16}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -36,6 +34,7 @@ def resolve_precision(precision: str | int, device: torch.device) -> torch.dtype
     name = str(precision)
     if name not in PRECISIONS:
         raise InputError(f"precision {precision!r} is not supported; choose one of {list(PRECISIONS)}")
-    if PRECISIONS[name] is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    dtype = getattr(torch, PRECISIONS[name])
+    if dtype is torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise InputError(f"precision bf16: the GPU {torch.cuda.get_device_name(device)} does not support bfloat16")
-    return PRECISIONS[name]
+    return dtype

@@ -16,9 +16,9 @@ from typing import Any
 
 from safetensors.torch import save_file
 
-from afm_sr.degrade import SUPPORTED_SCALES
+from afm_sr.atomic import check_destination, write_atomically
+from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, InputError
-from afm_sr.io import check_destination, write_atomically
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import FORMAT_TAG, RECORD_VERSION, RESERVED, ArchRecord, build_network, read_weights
 

@@ -3,7 +3,7 @@
 from afm_sr.io.api import ChannelInfo, FileInfo, describe, list_channels, read, reserve_write, write
 from afm_sr.io.formats import FORMATS, Format
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.writers import WRITERS, check_destination, write_atomically
+from afm_sr.io.writers import WRITERS
 
 __all__ = [
            "FORMATS",
@@ -12,11 +12,9 @@ __all__ = [
            "FileInfo",
            "Format",
            "HeightMap",
-           "check_destination",
            "describe",
            "list_channels",
            "read",
            "reserve_write",
            "write",
-           "write_atomically",
 ]

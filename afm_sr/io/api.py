@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from afm_sr.atomic import WRITE_HINT, check_destination
 from afm_sr.errors import AFMFileError
 from afm_sr.io import writers
 from afm_sr.io.budget import memory_budget, reserve
@@ -203,10 +204,10 @@ def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: 
     writer = writers.WRITERS.get(suffix)
     if writer is None:
         raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
-    writers.check_destination(p, overwrite)
+    check_destination(p, overwrite)
     problem = value_problem(hm.data, float32=suffix in writers.FLOAT32_SUFFIXES)
     if problem:
         raise AFMFileError(p, f"not written: {problem}")
     reserve_write(p, hm.shape, memory_limit)
-    _guarded(p, "write it", lambda: writer(hm, p, overwrite), writers.WRITE_HINT)
+    _guarded(p, "write it", lambda: writer(hm, p, overwrite), WRITE_HINT)
     return p

@@ -1,22 +1,11 @@
-"""Writers for .gwy, .tiff, .npy and Gwyddion-style .txt; each writes to temp files, then publishes them.
+"""Writers for .gwy, .tiff, .npy and Gwyddion-style .txt; each publishes through ``afm_sr.atomic.write_atomically``.
 
-The temp files sit in the target's folder so publishing is an atomic rename (or, without ``overwrite``, a
-hard link that fails if the target appeared meanwhile): a reader never sees a half-written file, two
-processes writing the same name never replace each other's file unasked, and a failed or interrupted write
-leaves nothing behind (not even the ``.npy`` sidecar).
-
-A temp file ``.NAME.<12 hex>.part`` is locked (``flock``) by its writer until it is published or removed. A
-process killed outright (SIGKILL, power loss) cannot remove its temp files, but the lock dies with it: the
-next write into that folder deletes every such file that nobody holds locked.
+A failed or interrupted write leaves nothing behind, not even the ``.npy`` sidecar (``afm_sr.atomic`` says how).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import re
-import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,153 +14,12 @@ import numpy as np
 import tifffile
 from gwyfile.objects import GwyContainer, GwyDataField, GwySIUnit
 
-from afm_sr.errors import AFMFileError, OutputExistsError
+from afm_sr.atomic import write_atomically
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.readers.numpy_ import sidecar_path
 from afm_sr.io.readers.tiff import DESCRIPTION_KEY
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock, so temp files are not locked and stale ones are not swept
-    fcntl = None  # type: ignore[assignment]
-
-Fill = Callable[[Path], None]
 _CM = 1e-2
-_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.part")
-WRITE_HINT = "is the folder writable and is there space left on the disk?"
-
-
-def _blocking_file(folder: Path) -> Path | None:
-    """The nearest existing ancestor of ``folder`` (itself included) if it is a file, not a folder."""
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
-    return None
-
-
-def _occupied(path: Path, detail: str = "") -> OutputExistsError:
-    """The error for an output name that is taken: by a dangling symbolic link, or by a file."""
-    if path.is_symlink() and not path.exists():
-        return OutputExistsError(path, f"is a symbolic link to {os.readlink(path)}, which does not exist")
-    return OutputExistsError(path, f"exists{detail}")
-
-
-def check_destination(path: Path, overwrite: bool) -> None:
-    """Refuse an output path that cannot or may not be written, saying why (before any work is done).
-
-    Raises OutputExistsError for an existing file or link without ``overwrite``, AFMFileError for a folder in the
-    way, a parent that is a file, or a parent folder that does not exist.
-    """
-    if path.is_dir():
-        raise AFMFileError(path, "is a folder; give a file name (or a folder as -o for several inputs)")
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise _occupied(path)
-    if not path.parent.is_dir():
-        blocker = _blocking_file(path.parent)
-        raise AFMFileError(path, f"{blocker} is a file, not a folder" if blocker is not None else
-                           f"the folder {path.parent} does not exist; create it first")
-
-
-def make_folder(folder: Path) -> None:
-    """Create ``folder`` (and its parents) if missing; AFMFileError saying why where that is impossible."""
-    blocker = _blocking_file(folder)
-    if blocker is not None:
-        raise AFMFileError(folder, f"cannot be a folder: {blocker} is a file")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AFMFileError(folder, f"cannot create the folder ({exc.strerror or exc}); is the location writable "
-                                   "(not a read-only file system)?") from exc
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete the ``.NAME.<hex>.part`` files in ``folder`` whose writer is gone (nobody holds their lock)."""
-    if fcntl is None:
-        return []
-    removed = []
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            if not _TEMP_NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
-                continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-            except OSError:  # locked: its writer is alive; or removed by another sweep meanwhile
-                pass
-            finally:
-                os.close(fd)
-    return removed
-
-
-def _temp_beside(path: Path) -> tuple[Path, int]:
-    """Create an empty hidden temp file next to ``path`` and lock it; return it and the descriptor holding the lock.
-
-    Permissions are those the umask gives new files. Should a sweep delete the file between its creation and
-    the lock (it looks stale for that instant), another name is tried.
-    """
-    while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        if fcntl is None:
-            return tmp, fd
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.path.samestat(os.fstat(fd), os.stat(tmp)):
-                return tmp, fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-
-
-def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
-    """Move the finished ``tmp`` to ``path``; without ``overwrite``, fail rather than replace an existing file."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)  # atomic "create if absent": no window in which another writer's file is replaced
-    except FileExistsError:
-        raise _occupied(path, " (another process may have just written it)") from None
-    except OSError:  # a file system without hard links: check, then rename
-        if path.exists() or path.is_symlink():
-            raise _occupied(path) from None
-        os.replace(tmp, path)
-
-
-def write_atomically(outputs: dict[Path, Fill], overwrite: bool) -> None:
-    """Call each ``fill(tmp)`` on a temp file next to its output, then publish them all; clean up on failure.
-
-    Without ``overwrite``, outputs already published by this call are removed again if a later one fails
-    (or a signal stops it), so the caller finds either every file or none. Stale temp files of killed writers
-    in the target folders are removed first. An OSError becomes AFMFileError naming the output.
-    """
-    temps: dict[Path, tuple[Path, int]] = {}
-    published: list[Path] = []
-    current = next(iter(outputs), Path())
-    try:
-        for folder in dict.fromkeys(path.parent for path in outputs):
-            remove_stale_temps(folder)
-        for current, fill in outputs.items():
-            temps[current] = _temp_beside(current)
-            fill(temps[current][0])
-        for current, (tmp, _) in temps.items():
-            _publish(tmp, current, overwrite)
-            published.append(current)
-    except BaseException as exc:
-        for path in published if not overwrite else ():
-            path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise AFMFileError(current, f"could not write it ({type(exc).__name__}: {exc}); {WRITE_HINT}") from exc
-        raise
-    finally:
-        for tmp, fd in temps.values():
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
 
 
 def _plain_metadata(hm: HeightMap) -> dict[str, Any]:

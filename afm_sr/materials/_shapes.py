@@ -8,7 +8,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from afm_sr.instrument import Range, draw
+from afm_sr.ranges import Range, draw
 
 
 def pixel_grid(n_px: int) -> np.ndarray:
@@ -149,4 +149,4 @@ def lognormal_sizes(rng: np.random.Generator, count: int, median: float, spread:
 
 def meters_to_px(rng: np.random.Generator, value_m: Range, pixel_size_m: float) -> float:
     """Draw a length in meters and express it in pixels."""
-    return draw(rng, value_m) / pixel_size_m
+    return draw(rng.random, value_m) / pixel_size_m

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import lognormal_sizes, meters_to_px
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             fibril_width_m: Range = (60e-9, 180e-9), d_period_m: Range = (64e-9, 70e-9),
-             d_band_depth_m: Range = (1e-9, 5e-9), fibril_relief: Range = (0.1, 0.3),
-             waviness: Range = (0.5, 3.0), crossing: Range = (0.0, 0.5),
-             mineral_roughness_m: Range = (0.3e-9, 2e-9)) -> np.ndarray:
+             fibril_width_m: Range, d_period_m: Range, d_band_depth_m: Range, fibril_relief: Range, waviness: Range,
+             crossing: Range, mineral_roughness_m: Range) -> np.ndarray:
     """Generate collagen fibril bundles in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/bone.yaml``.
 
     Parameters
     ----------
@@ -42,18 +42,18 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     """
     width = max(meters_to_px(rng, fibril_width_m, pixel_size_m), 3.0)
     period = max(meters_to_px(rng, d_period_m, pixel_size_m), 2.5)
-    params = (width, period, draw(rng, d_band_depth_m) / pixel_size_m, draw(rng, fibril_relief),
-              draw(rng, waviness))
+    params = (width, period, draw(rng.random, d_band_depth_m) / pixel_size_m, draw(rng.random, fibril_relief),
+              draw(rng.random, waviness))
     angle = rng.uniform(0, np.pi)
     h = _bundle(rng, n_px, angle, *params)
-    share = draw(rng, crossing)
+    share = draw(rng.random, crossing)
     if share > 0:
         other = _bundle(rng, n_px, angle + rng.uniform(np.pi / 6, np.pi / 2), *params) + width * params[3]
         mask = spectral_noise(rng, (n_px, n_px), exponent=4.0) > np.quantile(
             spectral_noise(rng, (n_px, n_px), exponent=0.0), 1 - share)
         h = np.where(mask, other, h)
     h = h * pixel_size_m
-    return h + draw(rng, mineral_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=1.5)
+    return h + draw(rng.random, mineral_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=1.5)
 
 
 def _bundle(rng: np.random.Generator, n_px: int, angle: float, width: float, period: float, depth: float,

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import dome, facets, grains, meters_to_px, nearest_features, scatter_points
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             grain_size_m: Range = (0.25e-6, 0.9e-6), size_spread: Range = (0.25, 0.5),
-             aspect: Range = (0.15, 0.4), faceted_fraction: Range = (0.0, 0.4),
-             facet_slope: Range = (0.2, 0.6), dome_exponent: Range = (0.3, 1.0),
-             height_jitter: Range = (0.1, 0.4), groove_depth: Range = (0.1, 0.35),
-             groove_width_m: Range = (8e-9, 30e-9), pores_per_grain: Range = (0.0, 0.4),
-             pore_size: Range = (0.1, 0.3), waviness: Range = (0.1, 0.6),
-             roughness: Range = (0.01, 0.04)) -> np.ndarray:
+             grain_size_m: Range, size_spread: Range, aspect: Range, faceted_fraction: Range, facet_slope: Range,
+             dome_exponent: Range, height_jitter: Range, groove_depth: Range, groove_width_m: Range,
+             pores_per_grain: Range, pore_size: Range, waviness: Range, roughness: Range) -> np.ndarray:
     """Generate a sintered-ceramic surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/ceramic.yaml``.
 
     Parameters
     ----------
@@ -56,20 +54,20 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         Fine fractal roughness, as a fraction of the mean grain height.
     """
     size_px = float(np.clip(meters_to_px(rng, grain_size_m, pixel_size_m), 4.0, n_px / 2))
-    g = grains(rng, n_px, size_px, draw(rng, size_spread))
+    g = grains(rng, n_px, size_px, draw(rng.random, size_spread))
     m = len(g.centers)
-    ratio = draw(rng, aspect)
+    ratio = draw(rng.random, aspect)
     height_px = ratio * size_px / 2
-    domed = dome(g, draw(rng, dome_exponent)) * g.per_grain(g.inradius) * ratio
-    roof = (g.per_grain(g.inradius) + facets(rng, g)) * draw(rng, facet_slope)
-    faceted = g.per_grain(rng.uniform(size=m) < draw(rng, faceted_fraction))
+    domed = dome(g, draw(rng.random, dome_exponent)) * g.per_grain(g.inradius) * ratio
+    roof = (g.per_grain(g.inradius) + facets(rng, g)) * draw(rng.random, facet_slope)
+    faceted = g.per_grain(rng.uniform(size=m) < draw(rng.random, faceted_fraction))
     h = np.where(faceted, np.maximum(roof, 0), domed)
-    h = h + g.per_grain(rng.normal(0, draw(rng, height_jitter) * height_px, m))
+    h = h + g.per_grain(rng.normal(0, draw(rng.random, height_jitter) * height_px, m))
     width = max(meters_to_px(rng, groove_width_m, pixel_size_m), 0.5)
-    h = h - draw(rng, groove_depth) * height_px * np.exp(-((g.boundary / width) ** 2))
-    h = h + _pores(rng, n_px, size_px, height_px, draw(rng, pores_per_grain), draw(rng, pore_size))
-    h = h + draw(rng, waviness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=4.0)
-    h = h + draw(rng, roughness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=3.0)
+    h = h - draw(rng.random, groove_depth) * height_px * np.exp(-((g.boundary / width) ** 2))
+    h = h + _pores(rng, n_px, size_px, height_px, draw(rng.random, pores_per_grain), draw(rng.random, pore_size))
+    h = h + draw(rng.random, waviness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=4.0)
+    h = h + draw(rng.random, roughness) * height_px * spectral_noise(rng, (n_px, n_px), exponent=3.0)
     return h * pixel_size_m
 
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import grains, meters_to_px
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             tablet_size_m: Range = (1.5e-6, 5e-6), tablet_thickness_m: Range = (0.3e-6, 0.6e-6),
-             terraces: Range = (0.0, 0.6), tablet_tilt: Range = (0.0, 0.02),
-             groove_depth_m: Range = (5e-9, 40e-9), groove_width_m: Range = (20e-9, 80e-9),
-             asperity_size_m: Range = (30e-9, 100e-9),
-             asperity_height_m: Range = (2e-9, 15e-9)) -> np.ndarray:
+             tablet_size_m: Range, tablet_thickness_m: Range, terraces: Range, tablet_tilt: Range,
+             groove_depth_m: Range, groove_width_m: Range, asperity_size_m: Range,
+             asperity_height_m: Range) -> np.ndarray:
     """Generate a nacre surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/nacre.yaml``.
 
     Parameters
     ----------
@@ -45,14 +45,14 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     """
     g = grains(rng, n_px, max(meters_to_px(rng, tablet_size_m, pixel_size_m), 8.0), 0.3)
     m = len(g.centers)
-    step = draw(rng, tablet_thickness_m) / pixel_size_m
-    level = rng.poisson(draw(rng, terraces), m) * step
-    tilt = rng.normal(0, draw(rng, tablet_tilt), (m, 2))
+    step = draw(rng.random, tablet_thickness_m) / pixel_size_m
+    level = rng.poisson(draw(rng.random, terraces), m) * step
+    tilt = rng.normal(0, draw(rng.random, tablet_tilt), (m, 2))
     dy, dx = g.offsets
     h = g.per_grain(level) + g.per_grain(tilt[:, 0]) * dy + g.per_grain(tilt[:, 1]) * dx
     width = max(meters_to_px(rng, groove_width_m, pixel_size_m), 0.5)
-    h = h - draw(rng, groove_depth_m) / pixel_size_m * np.exp(-((g.boundary / width) ** 2))
+    h = h - draw(rng.random, groove_depth_m) / pixel_size_m * np.exp(-((g.boundary / width) ** 2))
     grain = max(meters_to_px(rng, asperity_size_m, pixel_size_m), 1.0)
     bumps = spectral_noise(rng, (n_px, n_px), low=0.25 / grain, high=0.5 / grain)
-    h = h + draw(rng, asperity_height_m) / pixel_size_m * np.clip(bumps, 0, None)
+    h = h + draw(rng.random, asperity_height_m) / pixel_size_m * np.clip(bumps, 0, None)
     return h * pixel_size_m

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import lognormal_sizes, meters_to_px, nearest_features
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             particle_size_m: Range = (30e-9, 200e-9), size_spread: Range = (0.15, 0.45),
-             coverage: Range = (0.05, 0.35), aggregated: Range = (0.2, 0.8),
-             aggregate_size: Range = (3.0, 20.0), elongation: Range = (1.0, 1.6),
-             flattening: Range = (0.6, 1.0), stacked: Range = (0.0, 0.3),
-             substrate_roughness_m: Range = (0.2e-9, 1.0e-9)) -> np.ndarray:
+             particle_size_m: Range, size_spread: Range, coverage: Range, aggregated: Range, aggregate_size: Range,
+             elongation: Range, flattening: Range, stacked: Range, substrate_roughness_m: Range) -> np.ndarray:
     """Generate particles on a substrate in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/nanoparticles.yaml``.
 
     Parameters
     ----------
@@ -46,20 +45,20 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         RMS roughness of the substrate.
     """
     size_px = float(np.clip(meters_to_px(rng, particle_size_m, pixel_size_m), 2.5, n_px / 6))
-    spread = draw(rng, size_spread)
+    spread = draw(rng.random, size_spread)
     mean_area = np.pi * (size_px / 2) ** 2 * np.exp(2 * spread**2)
-    count = max(int(draw(rng, coverage) * n_px**2 / mean_area), 1)
-    n_agg = int(count * draw(rng, aggregated))
+    count = max(int(draw(rng.random, coverage) * n_px**2 / mean_area), 1)
+    n_agg = int(count * draw(rng.random, aggregated))
     centers = rng.uniform(0, n_px, (count, 2))
     radius = lognormal_sizes(rng, count, size_px / 2, spread)
-    centers[:n_agg] = _aggregates(rng, centers[:n_agg], radius[:n_agg], draw(rng, aggregate_size))
+    centers[:n_agg] = _aggregates(rng, centers[:n_agg], radius[:n_agg], draw(rng.random, aggregate_size))
     lift = np.zeros(count)
-    on_top = rng.uniform(size=count) < draw(rng, stacked)
+    on_top = rng.uniform(size=count) < draw(rng.random, stacked)
     on_top[n_agg:] = False
     lift[on_top] = radius[on_top] * rng.uniform(0.8, 1.6, on_top.sum())
-    aspect = rng.uniform(1.0, max(draw(rng, elongation), 1.0), count)
+    aspect = rng.uniform(1.0, max(draw(rng.random, elongation), 1.0), count)
     angle = rng.uniform(0, np.pi, count)
-    flat = draw(rng, flattening)
+    flat = draw(rng.random, flattening)
     near = nearest_features(n_px, centers, k=8)
     i = near.index
     u = near.dy * np.cos(angle[i]) + near.dx * np.sin(angle[i])
@@ -69,7 +68,7 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     inside = np.clip(1 - (u / a) ** 2 - (v / b) ** 2, 0, None)
     cap = flat * radius[i] * (1 + np.sqrt(inside)) + lift[i]
     h = np.where(inside > 0, cap, 0.0).max(axis=-1) * pixel_size_m
-    return h + draw(rng, substrate_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
+    return h + draw(rng.random, substrate_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
 
 
 def _aggregates(rng: np.random.Generator, seeds: np.ndarray, radius: np.ndarray,

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import lognormal_sizes, meters_to_px, nearest_features
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             crystal_size_m: Range = (0.15e-6, 0.8e-6), size_spread: Range = (0.15, 0.4),
-             coverage: Range = (0.4, 0.9), plate_fraction: Range = (0.0, 1.0),
-             pyramid_slope: Range = (0.6, 1.2), plate_thickness: Range = (0.1, 0.3),
-             truncation: Range = (0.5, 1.0), stacked: Range = (0.0, 0.4),
-             substrate_roughness_m: Range = (0.3e-9, 2e-9)) -> np.ndarray:
+             crystal_size_m: Range, size_spread: Range, coverage: Range, plate_fraction: Range, pyramid_slope: Range,
+             plate_thickness: Range, truncation: Range, stacked: Range, substrate_roughness_m: Range) -> np.ndarray:
     """Generate a layer of faceted crystals in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/oxide_crystals.yaml``.
 
     Parameters
     ----------
@@ -46,16 +45,16 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         RMS roughness of the substrate.
     """
     size_px = float(np.clip(meters_to_px(rng, crystal_size_m, pixel_size_m), 4.0, n_px / 4))
-    spread = draw(rng, size_spread)
-    count = max(int(draw(rng, coverage) * n_px**2 / (size_px**2 * np.exp(2 * spread**2))), 1)
+    spread = draw(rng.random, size_spread)
+    count = max(int(draw(rng.random, coverage) * n_px**2 / (size_px**2 * np.exp(2 * spread**2))), 1)
     centers = rng.uniform(0, n_px, (count, 2))
     half = lognormal_sizes(rng, count, size_px / 2, spread)
-    plate = rng.uniform(size=count) < draw(rng, plate_fraction)
+    plate = rng.uniform(size=count) < draw(rng.random, plate_fraction)
     sides = np.where(plate, 6, 4)
     rotation = rng.uniform(0, np.pi, count)
-    slope = np.where(plate, 4.0, draw(rng, pyramid_slope))
-    top = np.where(plate, 2 * half * draw(rng, plate_thickness), half * slope * draw(rng, truncation))
-    lift = np.where(rng.uniform(size=count) < draw(rng, stacked), top * rng.uniform(0.3, 1.0, count), 0.0)
+    slope = np.where(plate, 4.0, draw(rng.random, pyramid_slope))
+    top = np.where(plate, 2 * half * draw(rng.random, plate_thickness), half * slope * draw(rng.random, truncation))
+    lift = np.where(rng.uniform(size=count) < draw(rng.random, stacked), top * rng.uniform(0.3, 1.0, count), 0.0)
     order = np.argsort(lift)
     centers, half, sides, rotation, slope, top, lift = (
         a[order] for a in (centers, half, sides, rotation, slope, top, lift))
@@ -67,4 +66,4 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     norm = np.where(k < sides[i][..., None], proj, -np.inf).max(axis=-1)
     h = np.minimum(top[i], slope[i] * (half[i] - norm))
     h = np.where(h > 0, h + lift[i], 0.0).max(axis=-1) * pixel_size_m
-    return h + draw(rng, substrate_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
+    return h + draw(rng.random, substrate_roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import meters_to_px
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             fibril_width_m: Range = (12e-9, 30e-9), fibril_height_m: Range = (2e-9, 8e-9),
-             fibril_length_m: Range = (0.2e-6, 1.5e-6), density: Range = (0.6, 1.5),
-             curvature: Range = (0.0, 0.02), alignment: Range = (0.0, 0.8),
-             matrix_roughness: Range = (0.1, 0.3)) -> np.ndarray:
+             fibril_width_m: Range, fibril_height_m: Range, fibril_length_m: Range, density: Range, curvature: Range,
+             alignment: Range, matrix_roughness: Range) -> np.ndarray:
     """Generate a nanofibril network in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/polymer_fibrils.yaml``.
 
     Parameters
     ----------
@@ -42,13 +42,13 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         RMS of the amorphous matrix, as a fraction of the fibril height.
     """
     width = max(meters_to_px(rng, fibril_width_m, pixel_size_m), 1.5)
-    height = draw(rng, fibril_height_m)
+    height = draw(rng.random, fibril_height_m)
     length = float(np.clip(meters_to_px(rng, fibril_length_m, pixel_size_m), 4 * width, 2 * n_px))
-    count = max(int(draw(rng, density) * n_px**2 / (width * length)), 1)
+    count = max(int(draw(rng.random, density) * n_px**2 / (width * length)), 1)
     steps = int(2 * length)
-    axis, spread = rng.uniform(0, np.pi), np.pi * (1 - draw(rng, alignment))
+    axis, spread = rng.uniform(0, np.pi), np.pi * (1 - draw(rng.random, alignment))
     theta0 = axis + rng.uniform(-spread / 2, spread / 2, count)
-    bend = rng.normal(0, draw(rng, curvature), count)[:, None] * np.ones(steps)
+    bend = rng.normal(0, draw(rng.random, curvature), count)[:, None] * np.ones(steps)
     theta = theta0[:, None] + np.cumsum(0.5 * (bend + rng.normal(0, 0.02, (count, steps))), axis=1)
     start = rng.uniform(-length / 2, n_px + length / 2, (count, 2))
     rows = start[:, :1] + np.cumsum(0.5 * np.sin(theta), axis=1)
@@ -60,7 +60,7 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     np.maximum.at(centre, (rows[inside].astype(int), cols[inside].astype(int)), level[inside])
     h = ndimage.grey_dilation(centre, structure=_tube(width / 2, height), mode="constant", cval=-np.inf)
     h = np.maximum(np.where(np.isfinite(h), h, 0.0), 0.0)
-    return h + draw(rng, matrix_roughness) * height * spectral_noise(rng, (n_px, n_px), exponent=2.5)
+    return h + draw(rng.random, matrix_roughness) * height * spectral_noise(rng, (n_px, n_px), exponent=2.5)
 
 
 def _tube(radius_px: float, height: float) -> np.ndarray:

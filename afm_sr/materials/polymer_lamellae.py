@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import grains, meters_to_px
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             spherulite_size_m: Range = (1e-6, 6e-6), lamella_spacing_m: Range = (25e-9, 60e-9),
-             lamella_height_m: Range = (3e-9, 15e-9), radial_order: Range = (0.5, 1.0),
-             band_period_m: Range = (0.2e-6, 0.8e-6), banding: Range = (0.0, 0.35),
-             boundary_depth: Range = (0.5, 2.0)) -> np.ndarray:
+             spherulite_size_m: Range, lamella_spacing_m: Range, lamella_height_m: Range, radial_order: Range,
+             band_period_m: Range, banding: Range, boundary_depth: Range) -> np.ndarray:
     """Generate a spherulitic lamellar surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/polymer_lamellae.yaml``.
 
     Parameters
     ----------
@@ -47,13 +47,13 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     radius = np.hypot(dy, dx) + 1e-9
     ey, ex = dy / radius, dx / radius
     texture = spectral_noise(rng, (n_px, n_px), low=0.5 / spacing, high=1.0 / spacing)
-    reach = 8 * spacing * draw(rng, radial_order)
+    reach = 8 * spacing * draw(rng.random, radial_order)
     r, c = np.mgrid[0:n_px, 0:n_px].astype(np.float64)
     smeared = np.mean([ndimage.map_coordinates(texture, [r + t * ey, c + t * ex], order=1, mode="mirror")
                        for t in np.linspace(-reach / 2, reach / 2, 9)], axis=0)
     lamellae = np.tanh(2 * smeared / (smeared.std() + 1e-12))
-    height = draw(rng, lamella_height_m)
+    height = draw(rng.random, lamella_height_m)
     period = max(meters_to_px(rng, band_period_m, pixel_size_m), 2 * spacing)
-    bands = draw(rng, banding) * np.cos(2 * np.pi * radius / period)
-    groove = -draw(rng, boundary_depth) * np.exp(-((g.boundary / spacing) ** 2))
+    bands = draw(rng.random, banding) * np.cos(2 * np.pi * radius / period)
+    groove = -draw(rng.random, boundary_depth) * np.exp(-((g.boundary / spacing) ** 2))
     return height * (0.5 * lamellae + bands + groove)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import meters_to_px
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             step_height_m: Range = (0.4e-9, 2e-9), terrace_width_m: Range = (50e-9, 400e-9),
-             step_meander: Range = (0.2, 1.5), scratches: Range = (0.0, 25.0),
-             scratch_depth_m: Range = (0.3e-9, 4e-9), scratch_width_m: Range = (10e-9, 60e-9),
-             scratch_spread_deg: Range = (5.0, 60.0), roughness_m: Range = (0.05e-9, 0.3e-9)) -> np.ndarray:
+             step_height_m: Range, terrace_width_m: Range, step_meander: Range, scratches: Range,
+             scratch_depth_m: Range, scratch_width_m: Range, scratch_spread_deg: Range,
+             roughness_m: Range) -> np.ndarray:
     """Generate a polished crystal surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/single_crystal.yaml``.
 
     Parameters
     ----------
@@ -46,13 +47,13 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
     r, c = np.mgrid[0:n_px, 0:n_px].astype(np.float64)
     miscut = rng.uniform(0, 2 * np.pi)
     phase = (c * np.cos(miscut) + r * np.sin(miscut)) / terrace
-    phase = phase + draw(rng, step_meander) * spectral_noise(rng, (n_px, n_px), exponent=4.0)
-    h = draw(rng, step_height_m) / pixel_size_m * (np.floor(phase) - phase)  # levelled: terraces + steps
-    h = h + _scratches(rng, n_px, int(draw(rng, scratches)), draw(rng, scratch_depth_m) / pixel_size_m,
+    phase = phase + draw(rng.random, step_meander) * spectral_noise(rng, (n_px, n_px), exponent=4.0)
+    h = draw(rng.random, step_height_m) / pixel_size_m * (np.floor(phase) - phase)  # levelled: terraces + steps
+    h = h + _scratches(rng, n_px, int(draw(rng.random, scratches)), draw(rng.random, scratch_depth_m) / pixel_size_m,
                        max(meters_to_px(rng, scratch_width_m, pixel_size_m), 0.7),
-                       np.deg2rad(draw(rng, scratch_spread_deg)))
+                       np.deg2rad(draw(rng.random, scratch_spread_deg)))
     h = h * pixel_size_m
-    return h + draw(rng, roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
+    return h + draw(rng.random, roughness_m) * spectral_noise(rng, (n_px, n_px), exponent=2.0)
 
 
 def _scratches(rng: np.random.Generator, n_px: int, count: int, depth: float, width: float,

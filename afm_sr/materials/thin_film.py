@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from afm_sr.instrument import Range, draw, spectral_noise
 from afm_sr.materials._shapes import dome, grains, meters_to_px
+from afm_sr.materials.instrument import spectral_noise
+from afm_sr.ranges import Range, draw
 
 
 def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
-             grain_size_m: Range = (20e-9, 80e-9), size_spread: Range = (0.2, 0.45),
-             grain_height_m: Range = (2e-9, 10e-9), column_jitter: Range = (0.2, 0.6),
-             dome_exponent: Range = (0.5, 1.0), fractal_exponent: Range = (2.4, 3.2),
-             roughness: Range = (0.2, 0.6)) -> np.ndarray:
+             grain_size_m: Range, size_spread: Range, grain_height_m: Range, column_jitter: Range, dome_exponent: Range,
+             fractal_exponent: Range, roughness: Range) -> np.ndarray:
     """Generate a columnar thin-film surface in meters, shape (n_px, n_px).
 
-    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image.
+    Each ``Range`` parameter is a fixed value or a [lo, hi] range drawn once per image; the ranges training
+    draws from are written once, in ``conf/material/thin_film.yaml``.
 
     Parameters
     ----------
@@ -41,9 +41,9 @@ def generate(rng: np.random.Generator, n_px: int, pixel_size_m: float, *,
         RMS of the fractal background, as a fraction of the cap height.
     """
     size_px = float(np.clip(meters_to_px(rng, grain_size_m, pixel_size_m), 3.0, n_px / 4))
-    g = grains(rng, n_px, size_px, draw(rng, size_spread))
-    cap = draw(rng, grain_height_m)
-    h = cap * dome(g, draw(rng, dome_exponent), edge=0.5)
-    h = h + g.per_grain(rng.normal(0, draw(rng, column_jitter) * cap, len(g.centers)))
-    fractal = spectral_noise(rng, (n_px, n_px), exponent=draw(rng, fractal_exponent))
-    return h + draw(rng, roughness) * cap * fractal
+    g = grains(rng, n_px, size_px, draw(rng.random, size_spread))
+    cap = draw(rng.random, grain_height_m)
+    h = cap * dome(g, draw(rng.random, dome_exponent), edge=0.5)
+    h = h + g.per_grain(rng.normal(0, draw(rng.random, column_jitter) * cap, len(g.centers)))
+    fractal = spectral_noise(rng, (n_px, n_px), exponent=draw(rng.random, fractal_exponent))
+    return h + draw(rng.random, roughness) * cap * fractal

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
-from afm_sr.degrade import SUPPORTED_SCALES
+from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError
 from afm_sr.models import ARCHITECTURES, SRNet
 

@@ -15,7 +15,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from afm_sr.degrade import SUPPORTED_SCALES
+from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.errors import ConfigError
 from afm_sr.models.base import SRNet
 

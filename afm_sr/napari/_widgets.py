@@ -35,10 +35,10 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QFileDialog
 from scipy.ndimage import map_coordinates
 
-from afm_sr.degrade import SUPPORTED_SCALES, check_scale
+from afm_sr.choices import DEVICES, PRECISIONS, SUPPORTED_SCALES
+from afm_sr.degrade import check_scale
 from afm_sr.errors import AFMSRError, InputError
 from afm_sr.infer import GainResult, check_gain, enhance, load_model, resolve_device, resolve_precision
-from afm_sr.infer.devices import DEVICES, PRECISIONS
 from afm_sr.infer.pipeline import DEFAULT_TILE, bicubic_upscale
 from afm_sr.io import HeightMap, write
 from afm_sr.napari._layers import layer_data, layer_heightmap, upscaled_geometry

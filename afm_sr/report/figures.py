@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from afm_sr.io import write_atomically
+from afm_sr.atomic import write_atomically
 
 
 def _nice_length(length: float) -> float:
@@ -295,7 +295,7 @@ def to_png_bytes(fig: Figure, dpi: int = 110) -> bytes:
 
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Save a figure atomically (``afm_sr.io.write_atomically``) and close it."""
+    """Save a figure atomically (``afm_sr.atomic.write_atomically``) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     png = to_png_bytes(fig, dpi)

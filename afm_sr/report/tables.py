@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from afm_sr.io import write_atomically
+from afm_sr.atomic import write_atomically
 from afm_sr.metrics import mean_std
 from afm_sr.report import stats
 
@@ -68,7 +68,7 @@ def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` atomically (``afm_sr.io.write_atomically``: temp file beside it, then rename)."""
+    """Write ``text`` atomically (``afm_sr.atomic.write_atomically``: temp file beside it, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically({path: lambda tmp: tmp.write_text(text, encoding="utf-8")}, overwrite=True)

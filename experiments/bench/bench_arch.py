@@ -11,24 +11,13 @@ ratio of each VDSR to MultiScaleResNet, plus the multiply-accumulates per output
 from __future__ import annotations
 
 import argparse
-import platform
 
 import numpy as np
 import torch
+from common import as_model, best_of, cpu_name  # enhance returns host arrays, so its timing needs no CUDA synchronize
 
-from afm_sr.infer import ModelInfo, SRModel, enhance, resolve_device
+from afm_sr.infer import enhance, resolve_device
 from afm_sr.models import VDSR, MultiScaleResNet, SRNet
-from afm_sr.models.checkpoint import ArchRecord
-
-try:
-    from bench_infer import best_of  # enhance returns host arrays, so its timing needs no CUDA synchronize
-except ImportError:  # run as a module
-    from experiments.bench.bench_infer import best_of
-
-
-def wrap(net: SRNet) -> SRModel:
-    """A randomly initialized network as ``afm_sr.infer`` would load it."""
-    return SRModel(net.eval(), ModelInfo(ArchRecord.of(net, (2, 4, 8)), source="random"))
 
 
 def macs_per_output_pixel(net: SRNet, scale: int, lr: int = 32) -> float:
@@ -61,7 +50,7 @@ def main() -> None:
     nets = {f"MultiScaleResNet {args.blocks}x64": MultiScaleResNet(args.blocks, 64, 32),
             "VDSR 20x64": VDSR(20, 64), "VDSR 16x32": VDSR(16, 32)}
     dev = resolve_device(args.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     print(f"# torch {torch.__version__}, device {dev} ({name}), {torch.get_num_threads()} threads, precision "
           f"{args.precision}, scan {args.size}x{args.size}, best of {args.repeats}")
     scan = np.random.default_rng(0).standard_normal((args.size, args.size)) * 1e-9
@@ -70,7 +59,7 @@ def main() -> None:
     for s in args.scales:
         base = None
         for label, net in nets.items():
-            model = wrap(net)
+            model = as_model(net)
             secs = best_of(lambda model=model, s=s: enhance(scan, s, model, pixel_size=1e-8, device=dev,
                                                        precision=args.precision), args.repeats)
             base = base or secs

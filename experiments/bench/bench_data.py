@@ -22,20 +22,14 @@ import time
 from pathlib import Path
 
 import torch
+from common import CONF, REPO, cpu_name, lightning, step_args
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
 from afm_sr.data import AFMDataModule
 
-try:
-    from bench_materials import CONF, cpu_name
-    from bench_train import lightning
-except ImportError:  # run as a module
-    from experiments.bench.bench_materials import CONF, cpu_name
-    from experiments.bench.bench_train import lightning
-
-SHARED = CONF.parent.parent / "shared"
+SHARED = REPO.parent / "shared"
 
 
 def datamodule(dataset: str, cache_dir: str | None, overrides: tuple[str, ...] = ()) -> AFMDataModule:
@@ -43,7 +37,7 @@ def datamodule(dataset: str, cache_dir: str | None, overrides: tuple[str, ...] =
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"dataset={dataset}", *overrides], return_hydra_config=True)
     with open_dict(cfg):
-        cfg.paths.root_dir = str(CONF.parent)
+        cfg.paths.root_dir = str(REPO)
         cfg.paths.shared_dir = str(SHARED)
         cfg.dataset.cache_dir = cache_dir
     return instantiate(cfg.dataset, _convert_="all")
@@ -90,7 +84,7 @@ def main() -> None:
 
     demand = {}
     for depth, width, batch in ((10, 32, 32), (20, 64, 64)):
-        step = argparse.Namespace(depth=depth, width=width, batch=batch, steps=args.steps)
+        step = step_args(depth=depth, width=width, batch=batch, steps=args.steps)
         for precision in ("32-true", "bf16-mixed"):
             demand[f"{depth}x{width} batch {batch} {precision}"] = lightning(step, precision)
     for name, rate in demand.items():

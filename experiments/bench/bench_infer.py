@@ -22,32 +22,19 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
+from common import as_model, best_of, cpu_name
 
-from afm_sr.infer import ModelInfo, SRModel, enhance
+from afm_sr.infer import SRModel, enhance
 from afm_sr.models import VDSR
-from afm_sr.models.checkpoint import ArchRecord
 
 
 def random_model(depth: int, width: int = 64) -> SRModel:
-    """A VDSR with random (He-initialized) weights, wrapped as afm_sr.infer loads one."""
+    """A VDSR with random (He-initialized, seeded) weights, wrapped as afm_sr.infer loads one."""
     torch.manual_seed(0)
-    net = VDSR(depth, width).eval()
-    return SRModel(net, ModelInfo(ArchRecord.of(net, (2, 4, 8)), source="random"))
-
-
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest wall time of ``repeats`` calls after one warm-up call (seconds)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return as_model(VDSR(depth, width))
 
 
 def vm_rss_mb(key: str = "VmRSS") -> float:
@@ -69,16 +56,6 @@ def rss_child(depth: int, size: int, tile: int, batch: int | None) -> None:
     print(f"{before:.0f} {vm_rss_mb('VmHWM'):.0f} {time.perf_counter() - start:.1f} {out.shape[0]}x{out.shape[1]}")
 
 
-def cpu_model() -> str:
-    """The CPU model and core count as lscpu reports them (platform.processor() where lscpu is missing)."""
-    try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs"
-
-
 def main() -> None:
     """Run the three measurements and print one small table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -94,7 +71,7 @@ def main() -> None:
         rss_child(args.rss_depth, args.rss_size, args.tile, args.batch or None)
         return
 
-    print(f"# torch {torch.__version__}, {cpu_model()}, {torch.get_num_threads()} threads, Python "
+    print(f"# torch {torch.__version__}, {cpu_name()}, {torch.get_num_threads()} threads, Python "
           f"{platform.python_version()}")
     model = random_model(20)
     scan = np.random.default_rng(0).standard_normal((128, 128)) * 1e-9

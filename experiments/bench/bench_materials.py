@@ -11,31 +11,18 @@ default training step's consumption (VDSR depth 20 x 64, batch 64 of 41x41, fp32
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import CONF, cpu_name, lightning, step_args
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from afm_sr.materials import SyntheticMaterial
-from afm_sr.models import VDSR
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 MATERIALS = ["ceramic", "nanoparticles", "oxide_crystals", "thin_film", "polymer_fibrils", "polymer_lamellae",
              "bone", "nacre", "single_crystal"]
-
-
-def cpu_name() -> str:
-    """CPU model from lscpu (or platform)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        return next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
-    except (OSError, StopIteration, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
 
 
 def material(name: str, n_px: int) -> SyntheticMaterial:
@@ -58,21 +45,6 @@ def images_per_s(mat: SyntheticMaterial, repeat: int) -> float:
     return 1.0 / float(np.median(times))
 
 
-def train_patches_per_s(steps: int = 3) -> float:
-    """Patches/s of a plain VDSR training step (depth 20, width 64, batch 64, 41x41, SGD)."""
-    net = VDSR()
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-    x, y = torch.randn(64, 1, 41, 41), torch.randn(64, 1, 41, 41)
-    times = []
-    for _ in range(steps + 1):
-        t = time.perf_counter()
-        opt.zero_grad()
-        (net(x) - y).pow(2).mean().backward()
-        opt.step()
-        times.append(time.perf_counter() - t)
-    return 64 / float(np.median(times[1:]))
-
-
 def main() -> None:
     """Print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -80,8 +52,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     print(f"CPU: {cpu_name()}, threads {torch.get_num_threads()}, torch {torch.__version__}")
-    consume = train_patches_per_s()
-    print(f"training step consumes {consume:.1f} patches/s (VDSR 20x64, batch 64 of 41x41, fp32)")
+    consume = lightning(step_args(steps=3))
+    print(f"training step consumes {consume:.1f} patches/s (VDSR 20x64, batch 64 of 41 px HR patches at x2, fp32)")
     print("| material | px | images/s | ratio strict | ratio tiled |")
     print("|---|---|---|---|---|")
     for name in MATERIALS:

@@ -22,14 +22,8 @@ import time
 from pathlib import Path
 
 import torch
+from common import RandomBatches, cpu_name, lightning, lr_size, step_args
 from torch.utils.data import DataLoader
-
-try:
-    from bench_materials import cpu_name
-    from bench_train import RandomPatches, lightning
-except ImportError:  # run as a module
-    from experiments.bench.bench_materials import cpu_name
-    from experiments.bench.bench_train import RandomPatches, lightning
 
 
 def peer(args: argparse.Namespace) -> float:
@@ -41,8 +35,9 @@ def peer(args: argparse.Namespace) -> float:
     criterion = torch.nn.MSELoss(reduction="sum")  # the peer's MSELoss(size_average=False), current spelling
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     script.opt = argparse.Namespace(lr=0.1, step=10, clip=0.4, cuda=False)
-    data = RandomPatches(args.batch * (args.steps + 1))
-    pairs = [(data.x[i], data.y[i]) for i in range(len(data.x))]
+    data = RandomBatches(args.steps + 1, args.batch, lr_size(args), args.scale)
+    pairs = [pair for batch in map(data.__getitem__, range(len(data)))
+             for pair in zip(batch["input"], batch["target"], strict=True)]  # HR-size inputs, as the peer trains
     warm = DataLoader(pairs[:args.batch], batch_size=args.batch)
     timed = DataLoader(pairs[args.batch:], batch_size=args.batch)
     with contextlib.redirect_stdout(io.StringIO()):  # the peer prints its epoch header
@@ -58,8 +53,9 @@ def main() -> None:
     parser.add_argument("--peer", type=Path, default=Path("/tmp/pytorch-vdsr"), help="checkout of pytorch-vdsr")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=64)
-    args = parser.parse_args()
-    args.depth, args.width = 20, 64
+    given = parser.parse_args()
+    args = step_args(steps=given.steps, batch=given.batch)  # VDSR 20 x 64 at x2 on the CPU, as the peer runs
+    args.peer = given.peer
     if not (args.peer / "main_vdsr.py").is_file():
         print(f"skipped: no pytorch-vdsr checkout at {args.peer} "
               "(git clone https://github.com/twtygqyy/pytorch-vdsr there, or pass --peer)")

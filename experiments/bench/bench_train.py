@@ -13,48 +13,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from functools import partial
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
-
-from afm_sr.models import VDSR, MultiScaleResNet, SRNet
-from afm_sr.module import SRModule
-
-try:
-    from bench_materials import cpu_name
-except ImportError:  # run as a module
-    from experiments.bench.bench_materials import cpu_name
-
-
-class RandomBatches(Dataset):
-    """``n`` fixed random batches of LR/HR patches at one scale (what the real PatchDataset yields)."""
-
-    def __init__(self, n: int, batch: int, lr_size: int, scale: int) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.low = torch.randn(n, batch, 1, lr_size, lr_size, generator=g)
-        self.scale = scale
-
-    def __len__(self) -> int:
-        return len(self.low)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        up = torch.nn.functional.interpolate(self.low[i], scale_factor=self.scale, mode="nearest")
-        return {"low": self.low[i], "input": up, "target": up + 0.1, "scale": torch.tensor(self.scale)}
-
-
-def make_net(args: argparse.Namespace) -> SRNet:
-    """The network under test, seeded."""
-    torch.manual_seed(0)
-    if args.arch == "msr":
-        return MultiScaleResNet(args.blocks, args.width, 32, scales=(args.scale,))
-    return VDSR(args.depth, args.width)
-
-
-def lr_size(args: argparse.Namespace) -> int:
-    """LR pixels per patch side."""
-    return args.lr_patch if args.arch == "msr" else 41 // args.scale
+from common import STEP_DEFAULTS, RandomBatches, cpu_name, lightning, lr_size, make_net
 
 
 def bare(args: argparse.Namespace, channels_last: bool = False, bf16: bool = False) -> float:
@@ -84,42 +45,19 @@ def bare(args: argparse.Namespace, channels_last: bool = False, bf16: bool = Fal
     return args.batch * args.steps / sum(times[1:])
 
 
-def lightning(args: argparse.Namespace, precision: str = "32-true", channels_last: bool = False,
-              compile: bool = False) -> float:
-    """Patches/s of ``Trainer.fit`` over SRModule (plain MSE, clipping on), first step excluded."""
-    module = SRModule(make_net(args), optimizer=partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-4),
-                      scheduler=None, clip_theta=0.01, loss_weighting="none", scales=(args.scale,),
-                      channels_last=channels_last, compile=compile)
-    stamps: list[float] = []
-
-    class Clock(pl.Callback):
-        def on_train_batch_end(self, *a: object) -> None:
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            stamps.append(time.perf_counter())
-
-    warm = 3 if compile else 1  # compiling takes the first steps (forward, backward, recompiles)
-    loader = DataLoader(RandomBatches(args.steps + warm, args.batch, lr_size(args), args.scale), batch_size=None)
-    trainer = pl.Trainer(accelerator="gpu" if args.device == "cuda" else "cpu", devices=1,
-                         max_steps=args.steps + warm, precision=precision, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                         callbacks=[Clock()])
-    trainer.fit(module, train_dataloaders=loader)
-    return args.batch * args.steps / (stamps[-1] - stamps[warm - 1])
-
-
 def main() -> None:
     """Run every variant once, print patches/s and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--arch", choices=["vdsr", "msr"], default="vdsr")
-    parser.add_argument("--depth", type=int, default=20)
-    parser.add_argument("--blocks", type=int, default=12)
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--lr-patch", type=int, default=24)
-    parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--arch", choices=["vdsr", "msr"])
+    parser.add_argument("--depth", type=int)
+    parser.add_argument("--blocks", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--lr-patch", type=int)
+    parser.add_argument("--scale", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--device", choices=["cpu", "cuda"])
+    parser.set_defaults(**STEP_DEFAULTS)
     args = parser.parse_args()
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU: {cpu_name()}"
     arch = f"VDSR {args.depth}x{args.width}" if args.arch == "vdsr" else f"MultiScaleResNet {args.blocks}x{args.width}"

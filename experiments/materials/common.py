@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from afm_sr.materials import SyntheticMaterial
 
@@ -13,8 +13,9 @@ MATERIALS = ["ceramic", "nanoparticles", "oxide_crystals", "thin_film", "polymer
 
 
 def material(name: str, seed: int = 0, **overrides) -> SyntheticMaterial:
-    cfg = OmegaConf.merge({"seed": seed}, {"m": OmegaConf.load(ROOT / "conf" / "material" / f"{name}.yaml")})
-    m = instantiate(cfg.m)
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["dataset=mono", f"material@dataset.materials.ceramic={name}", f"seed={seed}"])
+    m = instantiate(cfg.dataset.materials.ceramic)
     for key, value in overrides.items():
         setattr(m, key, value)
     return m

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from scipy import ndimage
 
 from afm_sr.degrade import ScanDegradation, imresize
@@ -37,9 +37,11 @@ SCALES = (2, 4, 8)
 
 def true_surface(material: str, index: int, n_px: int, seed: int) -> tuple[np.ndarray, float]:
     """The ideal surface (meters) of conf/material/<material>.yaml at ``n_px``, without instrument artefacts."""
-    cfg = OmegaConf.load(REPO / "conf" / "material" / f"{material}.yaml")
-    cfg.seed, cfg.n_px, cfg.artefacts = seed, n_px, None
-    hm = instantiate(cfg).image(index)
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=["dataset=mono", f"material@dataset.materials.ceramic={material}",
+                                          f"seed={seed}", f"dataset.materials.ceramic.n_px={n_px}",
+                                          "dataset.materials.ceramic.artefacts=null"])
+    hm = instantiate(cfg.dataset.materials.ceramic).image(index)
     return hm.data, hm.scan_size[0]
 
 

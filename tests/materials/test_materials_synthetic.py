@@ -1,19 +1,18 @@
 import importlib
-from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
-from afm_sr.materials import SyntheticMaterial
+from support import REPO, compose_config
 
 MATERIALS = ["ceramic", "nanoparticles", "oxide_crystals", "thin_film", "polymer_fibrils", "polymer_lamellae",
              "bone", "nacre", "single_crystal"]
-CONF = Path(__file__).resolve().parents[2] / "conf" / "material"
 
 
 def generator(name: str):
-    return importlib.import_module(f"afm_sr.materials.{name}").generate
+    """The material's generator with the ranges of conf/material/<name>.yaml (the one place they are written)."""
+    return instantiate(OmegaConf.load(REPO / "conf" / "material" / f"{name}.yaml").generator)
 
 
 @pytest.mark.parametrize("name", MATERIALS)
@@ -37,20 +36,21 @@ def test_same_seed_same_image_other_seed_other_image(name: str) -> None:
 
 @pytest.mark.parametrize("name", MATERIALS)
 def test_config_builds_material_with_its_scan_size(name: str) -> None:
-    cfg = OmegaConf.merge({"seed": 5}, {"material": OmegaConf.load(CONF / f"{name}.yaml")})
-    spec = OmegaConf.to_container(cfg.material, resolve=True)
-    gen_spec, art_spec = spec.pop("generator"), spec.pop("artefacts")
-    gen_kwargs = {k: v for k, v in gen_spec.items() if not k.startswith("_")}
-    art_kwargs = {k: v for k, v in art_spec.items() if not k.startswith("_")}
-    instrument = importlib.import_module("afm_sr.instrument").Instrument(**art_kwargs)
-    spec.pop("_target_")
-    spec.update(n_images=2, n_px=32)
-    material = SyntheticMaterial(generator=lambda rng, n, px: generator(name)(rng, n, px, **gen_kwargs),
-                                 artefacts=instrument, **spec)
+    cfg = compose_config(["dataset=mono", f"material@dataset.materials.ceramic={name}", "seed=5",
+                          "dataset.materials.ceramic.n_images=2", "dataset.materials.ceramic.n_px=32"])
+    material = instantiate(cfg.dataset.materials.ceramic)
     maps = material.load()
-    lo, hi = cfg.material.scan_size_m
+    lo, hi = cfg.dataset.materials.ceramic.scan_size_m
     for m in maps:
         assert m.shape == (32, 32)
         assert lo <= m.scan_size[0] <= hi
         assert np.isfinite(m.data).all()
-    assert spec["name"] == name
+    assert material.name == name and material.artefacts is not None
+
+
+@pytest.mark.parametrize("name", MATERIALS)
+def test_generators_have_no_ranges_of_their_own(name: str) -> None:
+    """A range lives in conf/material/ only: calling a generator without them names what is missing."""
+    bare = importlib.import_module(f"afm_sr.materials.{name}").generate
+    with pytest.raises(TypeError, match="required keyword-only argument"):
+        bare(np.random.default_rng(0), 32, 20e-9)

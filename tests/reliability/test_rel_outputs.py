@@ -130,7 +130,7 @@ def test_dangling_symlink_output_is_named_as_such(tmp_path: Path, cli: Cli, tiny
 
 def test_dangling_symlink_met_at_publishing_is_named_as_such(tmp_path: Path) -> None:
     """A link made after the checks (another process) is still described for what it is."""
-    from afm_sr.io import write_atomically
+    from afm_sr.atomic import write_atomically
 
     link = tmp_path / "out.bin"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, need_bytes, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, need_bytes, scaled, split_unit
 
 MAGIC = b"Gwyddion Simple Field 1.0\n"
 
@@ -33,7 +33,5 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     need_bytes(path, len(raw) - start, 4 * nx * ny)
     data = np.frombuffer(raw, dtype="<f4", count=nx * ny, offset=start).reshape(ny, nx)
     xy = split_unit(header.get("XYUnits", "m"))[0]
-    z_factor, z_base = split_unit(header.get("ZUnits", "m"))
     pixel = (float(header.get("XReal", nx)) * xy / nx, float(header.get("YReal", ny)) * xy / ny)
-    return [HeightMap(data * z_factor, pixel, channel=header.get("Title", "Height"), z_unit=z_base,
-                      source=path, metadata=header)]
+    return [scaled(data, header.get("ZUnits", "m"), pixel, header.get("Title", "Height"), path, header)]

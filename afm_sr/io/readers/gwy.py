@@ -25,7 +25,7 @@ import numpy as np
 from afm_sr.errors import AFMFileError
 from afm_sr.io.channels import UNTITLED
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, scaled, split_unit
 
 _DATA_KEY = re.compile(r"^/(\d+)/data$")
 #: Struct formats of the fixed-size component types and NumPy types of the array types.
@@ -163,11 +163,9 @@ def _heightmap(path: Path, container: dict[str, object], i: int) -> HeightMap:
     pixel = (float(field.fields["xreal"]) / nx, float(field.fields["yreal"]) / ny)  # type: ignore[arg-type]
     title = container.get(f"/{i}/data/title")
     meta = container.get(f"/{i}/meta")
-    return HeightMap(np.array(data.reshape(ny, nx)), pixel,
-                     channel=title if isinstance(title, str) else f"{UNTITLED} {i + 1}",
-                     z_unit=_unit(field, "si_unit_z"), source=path,
-                     metadata={"gwy_id": i, **({k: str(v) for k, v in meta.fields.items()}
-                                              if isinstance(meta, GwyObject) else {})})
+    return scaled(data.reshape(ny, nx), _unit(field, "si_unit_z"), pixel,
+                  title if isinstance(title, str) else f"{UNTITLED} {i + 1}", path,
+                  {"gwy_id": i, **({k: str(v) for k, v in meta.fields.items()} if isinstance(meta, GwyObject) else {})})
 
 
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:

@@ -14,7 +14,7 @@ from igor2 import binarywave
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, need_bytes, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, need_bytes, scaled, split_unit
 
 _LABEL_BYTES = 32
 _WAVE_HEADER5 = 320
@@ -104,9 +104,7 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     note = _note(wave)
     maps = []
     for k, name in enumerate(_labels(raw, loaded["version"], wave, data.shape[2])):
-        factor, base = split_unit(_asylum_unit(name, data_unit))
-        maps.append(HeightMap(np.flipud(data[:, :, k].T) * factor, (dx, dy), channel=name, z_unit=base,
-                              source=path, metadata=note))
+        maps.append(scaled(np.flipud(data[:, :, k].T), _asylum_unit(name, data_unit), (dx, dy), name, path, note))
     return maps
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, check_dims, need_bytes, split_unit
+from afm_sr.io.readers._common import Hints, check_dims, need_bytes, scaled
 
 MAGIC = b":NANONIS_VERSION:"
 _END = b":SCANIT_END:"
@@ -51,12 +51,10 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     maps = []
     for k, (ch, direction) in enumerate(images):
         frame = np.frombuffer(raw, dtype=">f4", count=nx * ny, offset=start + 4 * nx * ny * k)
-        frame = frame.reshape(ny, nx).astype(np.float64)
+        frame = frame.reshape(ny, nx)
         if upward:  # the first line recorded is the bottom one
             frame = frame[::-1]
         if direction == "Backward":  # backward lines are stored right to left
             frame = frame[:, ::-1]
-        factor, base = split_unit(ch["Unit"])
-        maps.append(HeightMap(frame * factor, (width / nx, height / ny),
-                              channel=f"{ch['Name']} ({direction})", z_unit=base, source=path, metadata=meta))
+        maps.append(scaled(frame, ch["Unit"], (width / nx, height / ny), f"{ch['Name']} ({direction})", path, meta))
     return maps

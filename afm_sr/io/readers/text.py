@@ -12,7 +12,7 @@ import numpy as np
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io.heightmap import HeightMap
-from afm_sr.io.readers._common import Hints, hinted_pixel_size, parse_length, split_unit
+from afm_sr.io.readers._common import Hints, hinted_pixel_size, parse_length, scaled
 
 #: A bare matrix whose values exceed this cannot be heights in meters (no AFM scans 1 mm of z).
 _MAX_PLAUSIBLE_M = 1e-3
@@ -49,6 +49,4 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     if unit is None and np.nanmax(np.abs(data)) > _MAX_PLAUSIBLE_M:
         raise AFMFileError(path, f"values up to {np.nanmax(np.abs(data)):.4g} cannot be heights in meters; "
                                  "pass z_unit='nm' (CLI: --z-unit nm) or whatever unit the file uses")
-    factor, base = split_unit(unit or "m")
-    return [HeightMap(data * factor, pixel, channel=header.get("channel", "Height"), z_unit=base,
-                      source=path, metadata=header)]
+    return [scaled(data, unit or "m", pixel, header.get("channel", "Height"), path, header)]

@@ -30,7 +30,6 @@ from afm_sr.io.readers._common import (
     need_bytes,
     reserve_decoded,
     scaled,
-    split_unit,
     to_meters,
 )
 
@@ -96,11 +95,10 @@ def _park(path: Path, page: tifffile.TiffPage) -> HeightMap:
     dtype = np.dtype(_PARK_DTYPES[dtype_code])
     raw = page.tags[_PARK_DATA].value
     need_bytes(path, len(raw), nx * ny * dtype.itemsize)
-    data = np.frombuffer(raw, dtype=dtype, count=nx * ny).reshape(ny, nx)[::-1] * gain
-    factor, base = split_unit(_utf16(header, 244, 260) or "um")
+    data = np.frombuffer(raw, dtype=dtype, count=nx * ny).reshape(ny, nx)[::-1]
     pixel = (to_meters(width, xy_unit) / nx, to_meters(height, xy_unit) / ny)
-    return HeightMap(data * factor, pixel, channel=_utf16(header, 4, 68), z_unit=base, source=path,
-                     metadata={"head_mode": _utf16(header, 68, 84)})
+    return scaled(data, _utf16(header, 244, 260) or "um", pixel, _utf16(header, 4, 68), path,
+                  {"head_mode": _utf16(header, 68, 84)}, gain=gain)
 
 
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:

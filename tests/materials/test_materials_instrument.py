@@ -1,9 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
-from afm_sr.instrument import (
+from afm_sr.materials.instrument import (
     Instrument,
-    draw,
     drift,
     line_offsets,
     noisy_lines,
@@ -14,19 +16,14 @@ from afm_sr.instrument import (
     tip_profile,
 )
 
-OFF = dict(tip_radius_m=0, drift_px=0, creep_px=0, line_offset=0, noisy_lines=0, pink_noise=0, white_noise=0,
-           tilt=None, bow=None)
+OFF = dict(tip_radius_m=0, tip_half_angle_deg=20.0, drift_px=0, creep_px=0, creep_lines=10.0, line_offset=0,
+           noisy_lines=0, noisy_line_amplitude=0.3, pink_noise=0, white_noise=0, tilt=None, bow=None)
+#: The instrument training composes into every synthetic material (the one place its ranges are written).
+TRAINING = Path(__file__).resolve().parents[2] / "conf" / "instrument" / "default.yaml"
 
 
 def surface(seed: int = 0, n: int = 64) -> np.ndarray:
     return 20e-9 * spectral_noise(np.random.default_rng(seed), (n, n), exponent=3.0)
-
-
-def test_draw_fixed_range_and_off() -> None:
-    rng = np.random.default_rng(0)
-    assert draw(rng, 2.5) == 2.5
-    assert draw(rng, None) == 0.0
-    assert 1.0 <= draw(rng, [1.0, 2.0]) <= 2.0
 
 
 def test_spectral_noise_is_normalised_and_slope_follows_exponent() -> None:
@@ -89,5 +86,6 @@ def test_instrument_all_off_is_identity_and_each_switch_changes_image() -> None:
 
 
 def test_instrument_is_reproducible() -> None:
-    h, inst = surface(2), Instrument()
+    spec = OmegaConf.to_container(OmegaConf.load(TRAINING))
+    h, inst = surface(2), Instrument(**{k: v for k, v in spec.items() if k != "_target_"})
     assert np.array_equal(inst(np.random.default_rng(3), h, 10e-9), inst(np.random.default_rng(3), h, 10e-9))

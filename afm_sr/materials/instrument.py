@@ -7,24 +7,12 @@ fractions of the surface's RMS roughness, so one instrument setting suits every 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
-#: A parameter that is either fixed or drawn uniformly per image from a [lo, hi] range.
-Range = float | Sequence[float] | None
-
-
-def draw(rng: np.random.Generator, value: Range) -> float:
-    """Return a fixed value, or a uniform draw from ``[lo, hi]``; ``None`` means 0 (artefact off)."""
-    if value is None:
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    lo, hi = (float(v) for v in value)
-    return float(rng.uniform(lo, hi))
+from afm_sr.ranges import Range, draw
 
 
 def spectral_noise(rng: np.random.Generator, shape: tuple[int, ...], exponent: float = 0.0,
@@ -154,13 +142,14 @@ def scan_noise(rng: np.random.Generator, shape: tuple[int, int], pink: float, wh
     return out
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Instrument:
     """A configurable AFM: the ``artefacts`` callable of a SyntheticMaterial.
 
     Every parameter is a fixed value or a [lo, hi] range drawn per image; 0 or None switches that
-    artefact off. Z amplitudes (``line_offset``, ``noisy_line_amplitude``, ``pink_noise``,
-    ``white_noise``, ``tilt``, ``bow``) are fractions of the tip-convolved surface's RMS roughness.
+    artefact off. Z amplitudes (``line_offset``, ``noisy_line_amplitude``, ``pink_noise``, ``white_noise``,
+    ``tilt``, ``bow``) are fractions of the tip-convolved surface's RMS roughness. The ranges training draws
+    from are written once, in ``conf/instrument/default.yaml``.
 
     Parameters
     ----------
@@ -175,32 +164,32 @@ class Instrument:
     tilt, bow : plane and parabolic bow amplitude across the frame.
     """
 
-    tip_radius_m: Range = (2e-9, 15e-9)
-    tip_half_angle_deg: Range = (15.0, 25.0)
-    drift_px: Range = (0.0, 2.0)
-    creep_px: Range = (0.0, 2.0)
-    creep_lines: Range = 10.0
-    line_offset: Range = (0.0, 0.05)
-    noisy_lines: Range = (0.0, 3.0)
-    noisy_line_amplitude: Range = 0.3
-    pink_noise: Range = (0.0, 0.02)
-    white_noise: Range = (0.0, 0.02)
-    tilt: Range = None
-    bow: Range = None
+    tip_radius_m: Range
+    tip_half_angle_deg: Range
+    drift_px: Range
+    creep_px: Range
+    creep_lines: Range
+    line_offset: Range
+    noisy_lines: Range
+    noisy_line_amplitude: Range
+    pink_noise: Range
+    white_noise: Range
+    tilt: Range
+    bow: Range
 
     def __call__(self, rng: np.random.Generator, heights: np.ndarray, pixel_size_m: float) -> np.ndarray:
         """Return the measured image of ``heights`` (meters, square pixels of ``pixel_size_m``)."""
-        radius, half_angle = draw(rng, self.tip_radius_m), draw(rng, self.tip_half_angle_deg)
+        radius, half_angle = draw(rng.random, self.tip_radius_m), draw(rng.random, self.tip_half_angle_deg)
         h = tip_dilate(heights, pixel_size_m, radius, half_angle)
-        d, angle = draw(rng, self.drift_px), rng.uniform(0, 2 * np.pi)
-        creep, creep_lines = draw(rng, self.creep_px), draw(rng, self.creep_lines)
+        d, angle = draw(rng.random, self.drift_px), rng.uniform(0, 2 * np.pi)
+        creep, creep_lines = draw(rng.random, self.creep_px), draw(rng.random, self.creep_lines)
         h = drift(h, d * np.cos(angle), d * np.sin(angle), creep, creep_lines)
         rms = float(h.std()) or 1.0
-        z = line_offsets(rng, h.shape[0], draw(rng, self.line_offset))[:, None]
-        streaks, streak_amplitude = int(draw(rng, self.noisy_lines)), draw(rng, self.noisy_line_amplitude)
+        z = line_offsets(rng, h.shape[0], draw(rng.random, self.line_offset))[:, None]
+        streaks, streak_amplitude = int(draw(rng.random, self.noisy_lines)), draw(rng.random, self.noisy_line_amplitude)
         z = z + noisy_lines(rng, h.shape, streaks, streak_amplitude)
-        z = z + scan_noise(rng, h.shape, draw(rng, self.pink_noise), draw(rng, self.white_noise))
-        t = draw(rng, self.tilt)
+        z = z + scan_noise(rng, h.shape, draw(rng.random, self.pink_noise), draw(rng.random, self.white_noise))
+        t = draw(rng.random, self.tilt)
         angle = rng.uniform(0, 2 * np.pi)
-        z = z + tilt_bow(h.shape, t * np.cos(angle), t * np.sin(angle), draw(rng, self.bow))
+        z = z + tilt_bow(h.shape, t * np.cos(angle), t * np.sin(angle), draw(rng.random, self.bow))
         return h + rms * z

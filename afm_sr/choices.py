@@ -1,0 +1,14 @@
+"""What a user may choose when running a model: scale factors, devices and convolution precisions.
+
+Plain tables without torch, so ``afm-sr``'s argument parser (and ``afm-sr info``) offers them without importing
+it; ``afm_sr.degrade`` and ``afm_sr.infer`` check values against the same tables.
+"""
+
+from __future__ import annotations
+
+#: Scale factors a model is trained for and run at (the paper's x2, x4, x8).
+SUPPORTED_SCALES: tuple[int, ...] = (2, 4, 8)
+#: Device names (besides ``cuda:N``): ``auto`` takes CUDA where PyTorch sees a GPU.
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+#: Convolution precision name -> the ``torch`` dtype it runs in (named, so this module needs no torch).
+PRECISIONS: dict[str, str] = {"32": "float32", "bf16": "bfloat16"}
