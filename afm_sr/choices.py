@@ -12,3 +12,5 @@ SUPPORTED_SCALES: tuple[int, ...] = (2, 4, 8)
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: Convolution precision name -> the ``torch`` dtype it runs in (named, so this module needs no torch).
 PRECISIONS: dict[str, str] = {"32": "float32", "bf16": "bfloat16"}
+#: How ``adapt`` degrades a scan into its own training pairs (``afm_sr.infer.adapt.pair_degradation``).
+ADAPT_PAIRS: tuple[str, ...] = ("bicubic", "trained")

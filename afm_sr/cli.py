@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from afm_sr.atomic import check_destination, make_folder
-from afm_sr.choices import DEVICES, PRECISIONS, SUPPORTED_SCALES
+from afm_sr.choices import ADAPT_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
 from afm_sr.io import WRITERS, FileInfo, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
@@ -293,7 +293,7 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
                              "with zoomed crops where they differ most")
     add_model_options(parser)
     add_adapt_options(parser, None)
-    parser.add_argument("--adapt-pairs", choices=["bicubic", "trained"], default=None,
+    parser.add_argument("--adapt-pairs", choices=ADAPT_PAIRS, default=None,
                         help="how the scan is downscaled into its own pairs: bicubic (as check-gain and the "
                              "self-check degrade) or trained (the model's training mix of bicubic and point-sampled "
                              "scans with line noise); default: the scale's measured recipe (bicubic at x2)")

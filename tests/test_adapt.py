@@ -112,7 +112,7 @@ def test_pairs_choose_the_degradation(model: SRModel) -> None:
     bicubic = adapt(model, scan, 2, steps=3, pairs="bicubic", device="cpu", seed=0)
     trained = adapt(model, scan, 2, steps=3, pairs="trained", device="cpu", seed=0)
     assert bicubic.check.adapted_psnr != trained.check.adapted_psnr
-    with pytest.raises(InputError, match="'bicubic' or 'trained'"):
+    with pytest.raises(InputError, match="one of 'bicubic', 'trained'"):
         adapt(model, scan, 2, steps=1, pairs="gaussian", device="cpu")  # type: ignore[arg-type]
 
 

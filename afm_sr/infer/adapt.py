@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from afm_sr.choices import ADAPT_PAIRS
 from afm_sr.degrade import BicubicDegradation, Degradation, MixedDegradation, ScanDegradation, check_scale, imresize
 from afm_sr.errors import InputError
 from afm_sr.infer.devices import resolve_device, resolve_precision
@@ -80,7 +81,7 @@ def pair_degradation(pairs: Pairs) -> Degradation:
         return BicubicDegradation()
     if pairs == "trained":
         return training_degradation()
-    raise InputError(f"adaptation pairs {pairs!r} must be 'bicubic' or 'trained'")
+    raise InputError(f"adaptation pairs {pairs!r} must be one of {', '.join(map(repr, ADAPT_PAIRS))}")
 
 
 @dataclass(frozen=True)
