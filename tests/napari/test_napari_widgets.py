@@ -17,6 +17,7 @@ pytest.importorskip("pytestqt", reason=NEEDS)
 from test_infer import surface, write_tiny_checkpoint
 
 import afm_sr
+import afm_sr.infer.adapt as adapt_module
 import afm_sr.napari._widgets as widgets
 from afm_sr.infer.pipeline import bicubic_upscale
 from afm_sr.io import HeightMap, read
@@ -118,6 +119,17 @@ def test_adapt_checkbox_equals_the_api(make_napari_viewer, qtbot, tiny_model: Pa
     expected = afm_sr.enhance(HeightMap(data, PIXEL), scale=2, model=tiny_model, device="cpu", adapt=True)
     assert np.array_equal(viewer.layers["scan afm-sr x2"].data, expected.data)
     assert "self-check x2 on held-out rows" in widget.status.value and not notes.errors()
+
+
+@pytest.mark.default_adaptation
+def test_enhance_adapt_checkbox_follows_the_default_per_scale(make_napari_viewer) -> None:
+    viewer = make_napari_viewer()
+    enhance_dock, gain_dock = dock(viewer, "Enhance"), dock(viewer, "Check gain")
+    ticked = {}
+    for scale in (2, 4, 8):
+        enhance_dock.option_widgets.scale.value = gain_dock.option_widgets.scale.value = scale
+        ticked[scale] = (enhance_dock.option_widgets.adapt.value, gain_dock.option_widgets.adapt.value)
+    assert ticked == {s: (on, False) for s, on in adapt_module.ADAPT_BY_DEFAULT.items()}
 
 
 def test_check_gain_equals_the_api(make_napari_viewer, qtbot, tiny_model: Path, notes: Notes) -> None:
