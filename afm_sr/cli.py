@@ -179,13 +179,17 @@ def _destination(src: Path, args: argparse.Namespace, into_folder: bool) -> Path
     return args.output
 
 
-def _claim(path: Path, force: bool, claimed: set[Path]) -> Path:
-    """``path`` if this run may write it: writable, new (or ``--force``) and not written by an earlier input."""
+#: Why a path a run already holds cannot be written: one of its inputs, or an earlier input's output.
+INPUT, OUTPUT = ("is an input of this run: afm-sr never writes over its inputs, even with --force",
+                 "is also the output of an earlier input of this run; give -o a folder or rename the inputs")
+
+
+def _claim(path: Path, force: bool, claimed: dict[Path, str]) -> Path:
+    """``path`` if this run may write it: writable, new (or ``--force``), not an input, not already an output."""
     if path.resolve() in claimed:
-        raise AFMFileError(path, "is also the output of an earlier input of this run; give -o a folder or "
-                                 "rename the inputs")
+        raise AFMFileError(path, claimed[path.resolve()])
     check_destination(path, force)
-    claimed.add(path.resolve())
+    claimed[path.resolve()] = OUTPUT
     return path
 
 
@@ -205,7 +209,7 @@ def run_enhance(args: argparse.Namespace) -> int:
     into_folder = args.output is not None and (len(files) > 1 or args.output.is_dir() or not args.output.suffix)
     if into_folder and files:
         make_folder(args.output)
-    claimed: set[Path] = set()
+    claimed = dict.fromkeys((f.resolve() for f in files), INPUT)
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
     tile_progress, adapt_progress = _bar_progress(tiles), _bar_progress(tiles, "adapting")
 

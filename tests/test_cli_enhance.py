@@ -54,6 +54,10 @@ def test_enhance_never_overwrites_without_force(scan: Path, ckpt: Path, capsys: 
     assert "scan_x2.gwy: exists; pass --force" in capsys.readouterr().err
     assert scan.with_name("scan_x2.gwy").read_bytes() == before
     assert main([*args, "--force"]) == 0
+    original = scan.read_bytes()
+    assert main([*args, "--force", "-o", str(scan)]) == 2  # the input itself, even with --force
+    assert "is an input of this run: afm-sr never writes over its inputs" in capsys.readouterr().err
+    assert scan.read_bytes() == original
 
 
 def test_several_files_glob_folder_and_a_bad_one(tmp_path: Path, ckpt: Path,
