@@ -21,7 +21,7 @@ from afm_sr.io import writers
 from afm_sr.io.budget import memory_budget, reserve
 from afm_sr.io.channels import find_height, pick
 from afm_sr.io.formats import Format, detect
-from afm_sr.io.heightmap import HeightMap, PixelSize, user_pixel_size, value_problem
+from afm_sr.io.heightmap import HeightMap, PixelSize, check_pixel_size, user_pixel_size, value_problem
 from afm_sr.io.readers._common import Hints
 
 T = TypeVar("T")
@@ -106,7 +106,8 @@ def read(path: PathLike, channel: str | None = None, pixel_size: PixelSize = Non
     channel : str, optional
         Channel name as ``list_channels`` gives it (case and punctuation do not matter).
     pixel_size : (float, float) or float, optional
-        (dx, dy) or one value, in meters, for formats that do not store it (text, bare .npy).
+        (dx, dy) or one value, in meters, for formats that do not store it (text, bare .npy), or in place of
+        a stored one outside 1 pm .. 1 mm (a damaged header).
     z_unit : str, optional
         Unit of the values for formats that do not store it (default meters), e.g. ``"nm"``.
     memory_limit : int or str, optional
@@ -116,14 +117,32 @@ def read(path: PathLike, channel: str | None = None, pixel_size: PixelSize = Non
     Raises
     ------
     AFMFileError
-        For a missing, empty, truncated, unknown or unusable file, or one that would decompress past the
-        memory limit, naming the file and the fix.
+        For a missing, empty, truncated, unknown or unusable file, one that would decompress past the
+        memory limit, or one storing a pixel size outside 1 pm .. 1 mm without ``pixel_size`` given, naming
+        the file and the fix.
     InputError
         For a pixel size that is not finite or not within 1 pm .. 1 mm.
     """
-    p, fmt, maps = _load(path, user_pixel_size(pixel_size), z_unit, memory_limit)
-    hm = _checked(p, pick(maps, channel, p))
+    user = user_pixel_size(pixel_size)
+    p, fmt, maps = _load(path, user, z_unit, memory_limit)
+    hm = _plausible_pixel_size(p, _checked(p, pick(maps, channel, p)), user)
     hm.metadata.setdefault("format", fmt.name)
+    return hm
+
+
+def _plausible_pixel_size(path: Path, hm: HeightMap, user: tuple[float, float] | None) -> HeightMap:
+    """``hm`` if the pixel size the file stores is 1 pm .. 1 mm; else the caller's, or an error asking for it."""
+    try:
+        check_pixel_size(hm.pixel_size)
+        return hm
+    except ValueError:
+        if user is None:
+            size = " x ".join(f"{v:g}" for v in dict.fromkeys(hm.pixel_size))
+            raise AFMFileError(path, f"stores a pixel size of {size} m, not a plausible AFM pixel size (1 pm .. "
+                                     "1 mm): a damaged header? pass pixel_size=(dx, dy) in meters (CLI: "
+                                     "--pixel-size) to use yours") from None
+    hm = hm.with_data(hm.data, user)
+    hm.metadata["pixel_size_from_user"] = True
     return hm
 
 

@@ -108,3 +108,13 @@ def test_missing_reader_library_says_how_to_repair(tmp_path: Path, monkeypatch: 
     path = tmp_path / "scan.spm"
     path.write_bytes(b"\\*File list\r\n\\Version: 0x05120005\r\n")
     _read_fails(path, r"needs the package 'pySPM', an afm-sr dependency .*pip install pySPM")
+
+
+@pytest.mark.parametrize(("suffix", "pixel"), [(".gwy", 2.0), (".tiff", 2.0), (".npy", 2.0), (".txt", 2.0),
+                                               (".gwy", 1e-15), (".npy", 1e-15)])
+def test_implausible_stored_pixel_size_is_refused_or_replaced(tmp_path: Path, suffix: str, pixel: float) -> None:
+    path = io.write(HeightMap(np.random.default_rng(0).random((16, 16)), (pixel, pixel), channel="Height"),
+                    tmp_path / f"scan{suffix}")
+    _read_fails(path, "not a plausible AFM pixel size .* --pixel-size")
+    hm = io.read(path, pixel_size=1e-8)
+    assert hm.pixel_size == (1e-8, 1e-8) and hm.metadata["pixel_size_from_user"]

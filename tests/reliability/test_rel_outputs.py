@@ -39,7 +39,7 @@ def scan(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(("output", "reason"), [("afile.txt/sub", "afile.txt is a file"),
                                                 ("afile.txt/sub.npy", "afile.txt is a file, not a folder"),
                                                 ("afile.txt/a/b/", "afile.txt is a file"),
-                                                ("scan.npy", "exists; pass --force to replace it")])
+                                                ("scan.npy", "is an input of this run")])
 def test_enhance_output_under_a_file_or_in_the_way(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path,
                                                    output: str, reason: str) -> None:
     before = _files(tmp_path)
