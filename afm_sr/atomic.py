@@ -7,7 +7,8 @@ leaves nothing behind (not even a sidecar written with it).
 
 A temp file ``.NAME.<12 hex>.part`` is locked (``flock``) by its writer until it is published or removed. A
 process killed outright (SIGKILL, power loss) cannot remove its temp files, but the lock dies with it: the
-next write into that folder deletes every such file that nobody holds locked.
+next write into that folder deletes every such file that nobody holds locked. Whole temp folders
+(``temp_folder``, e.g. a cache entry being built) carry a locked ``.lock`` file the same way.
 
 Plain file-system code (no NumPy, no torch): height-map writers, reports, checkpoints and exported weights
 all publish through ``write_atomically``.
@@ -19,7 +20,8 @@ import contextlib
 import os
 import re
 import secrets
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from afm_sr.errors import AFMFileError, OutputExistsError
@@ -32,6 +34,7 @@ except ImportError:  # Windows: no flock, so temp files are not locked and stale
 #: Writes one output's content into the temp file it is given.
 Fill = Callable[[Path], None]
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.part")
+_TEMP_FOLDER, _FOLDER_LOCK = re.compile(r"\..+\.[0-9a-f]{12}\.tmp"), ".lock"
 WRITE_HINT = "is the folder writable and is there space left on the disk?"
 
 
@@ -78,6 +81,25 @@ def make_folder(folder: Path) -> None:
                                    "(not a read-only file system)?") from exc
 
 
+@contextlib.contextmanager
+def _if_abandoned(lock: Path) -> Iterator[bool]:
+    """Yield True while holding ``lock``'s flock where no live process holds it; False where one does or it is gone."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # locked: its writer is alive
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
 def remove_stale_temps(folder: Path) -> list[Path]:
     """Delete the ``.NAME.<hex>.part`` files in ``folder`` whose writer is gone (nobody holds their lock)."""
     if fcntl is None:
@@ -87,18 +109,45 @@ def remove_stale_temps(folder: Path) -> list[Path]:
         for entry in entries:
             if not _TEMP_NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
                 continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-            except OSError:
+            with _if_abandoned(Path(entry.path)) as abandoned, contextlib.suppress(OSError):
+                if abandoned:  # (another sweep may have removed it meanwhile)
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def temp_folder(beside: Path) -> Iterator[Path]:
+    """A new hidden folder ``.NAME.<hex>.tmp`` next to ``beside``, locked while in use and removed afterwards.
+
+    For outputs that are whole folders (published with one rename by the caller). A process killed outright
+    leaves the folder behind, unlocked: ``remove_stale_temp_folders`` on the parent deletes it later.
+    """
+    tmp = beside.with_name(f".{beside.name}.{secrets.token_hex(6)}.tmp")
+    tmp.mkdir()
+    fd = os.open(tmp / _FOLDER_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield tmp
+    finally:
+        os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def remove_stale_temp_folders(folder: Path) -> list[Path]:
+    """Delete the ``temp_folder`` folders in ``folder`` whose process is gone (nobody holds their lock)."""
+    if fcntl is None:
+        return []
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not _TEMP_FOLDER.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
                 continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                os.unlink(entry.path)
-                removed.append(Path(entry.path))
-            except OSError:  # locked: its writer is alive; or removed by another sweep meanwhile
-                pass
-            finally:
-                os.close(fd)
+            with _if_abandoned(Path(entry.path) / _FOLDER_LOCK) as abandoned:
+                if abandoned:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(Path(entry.path))
     return removed
 
 

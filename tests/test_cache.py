@@ -100,3 +100,25 @@ def test_unwritable_cache_warns_and_trains(tmp_path: Path, caplog: pytest.LogCap
         dm = _module(tmp_path / "scans", tmp_path / "afile" / "cache")
     assert "could not write the cache" in caplog.text
     _same(_module(tmp_path / "scans", None), dm)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="stale temp folders are found by flock, which only POSIX has")
+def test_temp_folders_of_killed_runs_are_swept_live_ones_kept(tmp_path: Path) -> None:
+    import fcntl
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    stale, live = cache / ".scans-0123.0123456789ab.tmp", cache / ".scans-4567.ba9876543210.tmp"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "arrays.f32").write_bytes(b"\0" * 64)
+        (folder / ".lock").touch()
+    fd = os.open(live / ".lock", os.O_RDONLY)  # a writer still at work holds its lock
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _scans(tmp_path / "scans")
+        _module(tmp_path / "scans", cache)
+        assert not stale.exists() and live.is_dir()
+        assert [p.name for p in cache.iterdir() if p.name.endswith(".tmp")] == [live.name]
+    finally:
+        os.close(fd)

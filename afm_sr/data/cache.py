@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import astuple
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from afm_sr import __version__
+from afm_sr.atomic import remove_stale_temp_folders, temp_folder
 from afm_sr.data.prepare import Prepared
 from afm_sr.preprocess import Normalization
 
@@ -84,9 +84,9 @@ class PreparedCache:
         """Write an entry for ``images`` (temp folder, then one rename); a concurrent writer's entry wins."""
         entry = self._entry(material, key)
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{entry.name}.{uuid.uuid4().hex}.tmp"
-        tmp.mkdir()
-        try:
+        for stale in remove_stale_temp_folders(self.root):
+            log.info("removed %s, left by a run that was killed while writing it", stale)
+        with temp_folder(entry) as tmp:
             items, offset = [], 0
             with open(tmp / "arrays.f32", "wb") as f:
                 for im, group in zip(images, groups, strict=True):
@@ -99,8 +99,6 @@ class PreparedCache:
                 tmp.rename(entry)
             except OSError:  # another run stored the same entry first: keep theirs
                 log.info("cache entry %s appeared meanwhile; keeping it", entry)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _pack(f: object, im: Prepared, group: object, offset: int) -> tuple[dict, int]:
