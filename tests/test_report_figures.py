@@ -11,6 +11,7 @@ from scipy import ndimage
 from afm_sr.report import paired_comparison
 from afm_sr.report.figures import (
     Example,
+    comparison_panel,
     error_grid,
     example_figures,
     gain_bars,
@@ -142,3 +143,12 @@ def test_profiles_of_maps_with_other_pixel_counts_use_the_same_physical_row(surf
     fig = profiles({"64 px": {"HR": coarse}, "128 px": {"HR": fine}}, row=16)
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), coarse[16])
     np.testing.assert_allclose(fig.axes[1].get_lines()[0].get_ydata(), fine[33])  # (16.5 / 64) * 128
+
+
+def test_zoom_cuts_the_same_area_from_every_image_whatever_its_pixels():
+    rng = np.random.default_rng(0)
+    images = {"input": rng.random((256, 256)), "x2": rng.random((512, 512))}
+    zoom = ((95 / 512, (95 + 96) / 512), (33 / 512, (33 + 96) / 512))  # odd output offsets: half-pixel input starts
+    fig = comparison_panel(images, zoom=zoom)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("zoom")]
+    assert titles == ["zoom: 48x48 px", "zoom: 96x96 px"]

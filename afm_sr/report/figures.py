@@ -143,9 +143,9 @@ def _zooms(axes: np.ndarray, images: Mapping[str, np.ndarray], zoom: tuple[tuple
     """One window (fractions of each image) of every image at its own pixels, on the last image's window scale."""
     def window(image: np.ndarray) -> np.ndarray:
         a = np.asarray(image)
-        (y0, y1), (x0, x1) = zoom
-        return a[int(y0 * a.shape[0]):max(int(y0 * a.shape[0]) + 1, round(y1 * a.shape[0])),
-                 int(x0 * a.shape[1]):max(int(x0 * a.shape[1]) + 1, round(x1 * a.shape[1]))]
+        (ny, nx), ((y0, y1), (x0, x1)) = a.shape, zoom
+        top, left = int(y0 * ny), int(x0 * nx)  # same size in every image: start + the span's pixels
+        return a[top:top + max(1, round((y1 - y0) * ny)), left:left + max(1, round((x1 - x0) * nx))]
 
     crops = {name: window(image) for name, image in images.items()}
     vmin, vmax = np.percentile(list(crops.values())[-1], [0.5, 99.5])
