@@ -17,6 +17,7 @@ all publish through ``write_atomically``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -100,20 +101,28 @@ def _if_abandoned(lock: Path) -> Iterator[bool]:
         os.close(fd)
 
 
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Delete the ``.NAME.<hex>.part`` files in ``folder`` whose writer is gone (nobody holds their lock)."""
+def _sweep(folder: Path, names: re.Pattern[str], folders: bool, lock: Callable[[Path], Path],
+           remove: Callable[[Path], object]) -> list[Path]:
+    """Remove the temp files (or folders) in ``folder`` named like ``names`` whose ``lock`` nobody holds."""
     if fcntl is None:
         return []
     removed = []
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
-            if not _TEMP_NAME.fullmatch(entry.name) or not entry.is_file(follow_symlinks=False):
+            kind = entry.is_dir if folders else entry.is_file
+            if not names.fullmatch(entry.name) or not kind(follow_symlinks=False):
                 continue
-            with _if_abandoned(Path(entry.path)) as abandoned, contextlib.suppress(OSError):
+            path = Path(entry.path)
+            with _if_abandoned(lock(path)) as abandoned, contextlib.suppress(OSError):
                 if abandoned:  # (another sweep may have removed it meanwhile)
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
+                    remove(path)
+                    removed.append(path)
     return removed
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the ``.NAME.<hex>.part`` files in ``folder`` whose writer is gone (nobody holds their lock)."""
+    return _sweep(folder, _TEMP_NAME, False, lambda path: path, os.unlink)
 
 
 @contextlib.contextmanager
@@ -137,18 +146,8 @@ def temp_folder(beside: Path) -> Iterator[Path]:
 
 def remove_stale_temp_folders(folder: Path) -> list[Path]:
     """Delete the ``temp_folder`` folders in ``folder`` whose process is gone (nobody holds their lock)."""
-    if fcntl is None:
-        return []
-    removed = []
-    with contextlib.suppress(OSError), os.scandir(folder) as entries:
-        for entry in entries:
-            if not _TEMP_FOLDER.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
-                continue
-            with _if_abandoned(Path(entry.path) / _FOLDER_LOCK) as abandoned:
-                if abandoned:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                    removed.append(Path(entry.path))
-    return removed
+    return _sweep(folder, _TEMP_FOLDER, True, lambda path: path / _FOLDER_LOCK,
+                  functools.partial(shutil.rmtree, ignore_errors=True))
 
 
 def _temp_beside(path: Path) -> tuple[Path, int]:
