@@ -216,8 +216,8 @@ def _pool(hr: torch.Tensor, scale: int, draws: int, gen: torch.Generator, degrad
     """(LR, HR) pairs from the training region, random crops of the pool are what the model learns from.
 
     Each flip that keeps scan lines as rows (none, left-right, up-down, both = 180 degrees; never a transpose,
-    which would turn line artefacts into columns), degraded ``draws`` times with the training degradation; on a
-    large scan each pair is a random window of at most POOL_SIDE px a side, so memory stays bounded.
+    which would turn line artefacts into columns), degraded ``draws`` times by ``degradation``; on a large scan
+    each pair is a random window of at most POOL_SIDE px a side, so memory stays bounded.
     """
     pairs = []
     for flips in ([], [1], [0], [0, 1]):

@@ -134,15 +134,14 @@ def _plausible_pixel_size(path: Path, hm: HeightMap, user: tuple[float, float] |
     """``hm`` if the pixel size the file stores is 1 pm .. 1 mm; else the caller's, or an error asking for it."""
     try:
         check_pixel_size(hm.pixel_size)
-        return hm
     except ValueError:
         if user is None:
             size = " x ".join(f"{v:g}" for v in dict.fromkeys(hm.pixel_size))
             raise AFMFileError(path, f"stores a pixel size of {size} m, not a plausible AFM pixel size (1 pm .. "
                                      "1 mm): a damaged header? pass pixel_size=(dx, dy) in meters (CLI: "
                                      "--pixel-size) to use yours") from None
-    hm = hm.with_data(hm.data, user)
-    hm.metadata["pixel_size_from_user"] = True
+        hm = hm.with_data(hm.data, user)
+        hm.metadata["pixel_size_from_user"] = True
     return hm
 
 

@@ -87,8 +87,8 @@ def true_gain(hm: HeightMap, scale: int, model: SRModel, protocol: str, seed: in
     low = torch.from_numpy(low_resolution(hr, scale, protocol, seed))
     preds = torch.stack([imresize(low, scale=scale),
                          torch.from_numpy(enhance(low.numpy(), scale, model, self_check=False, adapt=False).data)])
-    psnr, _ = psnr_ssim(preds[:, None], hr.expand_as(preds[0])[None, None].expand_as(preds[:, None]), scale,
-                        MetricSpec("range01"), torch.tensor([z_range]).expand(2, 2))
+    psnr, _ = psnr_ssim(preds[:, None], hr.expand_as(preds)[:, None], scale, MetricSpec("range01"),
+                        torch.tensor([z_range]).expand(2, 2))
     return float(psnr[0]), float(psnr[1] - psnr[0])
 
 
