@@ -153,7 +153,8 @@ class SelfCheck:
             head += f"; base on the whole scan's pairs {self.whole_gain:+.2f} dB"
         if self.gain <= 0:
             return f"{head}; neither model beats bicubic on this scan: the result may be no better than bicubic"
-        return f"{head}; using the {self.used} model, estimated gain {self.gain:+.2f} dB"
+        return (f"{head}; using the {self.used} model, estimated gain {self.gain:+.2f} dB where a coarser scan "
+                f"relates to yours as bicubic downscaling (a real instrument's coarser scan may gain less)")
 
     def metadata(self) -> dict[str, str | float | int]:
         """What the output file keeps (plain numbers and strings, which every writer can store)."""
