@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from afm_sr.choices import check_scale
 from afm_sr.errors import AFMSRError, InputError
 from afm_sr.gwyddion.entries import ENTRIES, RUN_MODES, Entry, log_file, options_file
 
@@ -89,6 +90,7 @@ def run(entry: Entry, dump_path: Path) -> str:
     fields = dump.read(dump_path)
     data = fields[dump.DATA]
     _check_height(data.unit_z)
+    check_scale(entry.scale, data.data.shape)
     yres, xres = data.data.shape
     out = _upscaled(entry, data, read_options())
     s = entry.scale
@@ -112,9 +114,6 @@ def _upscaled(entry: Entry, field: Field, options: dict[str, str]) -> HeightMap:
     yres, xres = field.data.shape
     hm = HeightMap(field.data, (field.xreal / xres, field.yreal / yres), channel="Gwyddion channel")
     if entry.method == "bicubic":
-        from afm_sr.degrade import check_scale
-
-        check_scale(entry.scale, hm.shape)
         return bicubic_upscale(hm, entry.scale)
     return enhance(hm, entry.scale, **enhance_arguments(options))
 

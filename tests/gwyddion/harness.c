@@ -1,10 +1,11 @@
 /* Headless Gwyddion for the plug-in tests: load a file with Gwyddion's own file modules, run data process
  * functions (the afm-sr plug-ins) on its channels as the Data Process menu would, save it with the .gwy writer.
  *
- *   harness OUT.gwy IN.file SPEC...     SPEC = CHANNEL_ID:CROP:FUNC[,FUNC...]
+ *   harness OUT.gwy IN.file SPEC...     SPEC = CHANNEL_ID:CROP[m]:FUNC[,FUNC...]
  *
  * Each SPEC makes channel CHANNEL_ID the current one, crops it in place to its top-left CROP x CROP pixels
- * (0: no crop; cropping keeps the pixel size) and runs each FUNC on it with GWY_RUN_IMMEDIATE, printing
+ * (0: no crop; cropping keeps the pixel size), with `m` gives it a mask (the pixels above its mean) and runs
+ * each FUNC on it with GWY_RUN_IMMEDIATE, printing
  * `ran FUNC on CHANNEL_ID: new channel N` or `... : no new channel` on stdout.  Gwyddion's own messages
  * (what its Program Messages window shows) go to stderr.
  *
@@ -59,11 +60,11 @@ static gboolean
 run_spec(GwyContainer *data, const gchar *spec)
 {
     gchar **parts = g_strsplit(spec, ":", 3), **funcs;
-    GwyDataField *field;
+    GwyDataField *field, *mask;
     gint id, crop, i, before;
 
     if (g_strv_length(parts) != 3) {
-        fprintf(stderr, "harness: bad spec %s (want CHANNEL_ID:CROP:FUNC[,FUNC...])\n", spec);
+        fprintf(stderr, "harness: bad spec %s (want CHANNEL_ID:CROP[m]:FUNC[,FUNC...])\n", spec);
         g_strfreev(parts);
         return FALSE;
     }
@@ -77,6 +78,12 @@ run_spec(GwyContainer *data, const gchar *spec)
     if (crop > 0)
         gwy_data_field_resize(field, 0, 0,
                               MIN(crop, gwy_data_field_get_xres(field)), MIN(crop, gwy_data_field_get_yres(field)));
+    if (strchr(parts[1], 'm')) {
+        mask = gwy_data_field_duplicate(field);
+        gwy_data_field_threshold(mask, gwy_data_field_get_avg(field), 0.0, 1.0);
+        gwy_container_set_object(data, gwy_app_get_mask_key_for_id(id), mask);
+        g_object_unref(mask);
+    }
     funcs = g_strsplit(parts[2], ",", 0);
     for (i = 0; funcs[i]; i++) {
         gwy_app_data_browser_select_data_field(data, id);
@@ -101,7 +108,7 @@ main(int argc, char *argv[])
     gint i;
 
     if (argc < 4) {
-        fprintf(stderr, "usage: %s OUT.gwy IN.file CHANNEL_ID:CROP:FUNC[,FUNC...]...\n", argv[0]);
+        fprintf(stderr, "usage: %s OUT.gwy IN.file CHANNEL_ID:CROP[m]:FUNC[,FUNC...]...\n", argv[0]);
         return 2;
     }
     init_gwyddion_with_plugins();
