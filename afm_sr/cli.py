@@ -423,7 +423,8 @@ def add_gwyddion(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser("gwyddion", help="install or remove the Gwyddion plug-in (Data Process > "
                                                     "Plug-Ins > afm-sr)")
-    parser.add_argument("action", choices=["install", "uninstall"])
+    parser.add_argument("action", choices=["install", "uninstall"],
+                        help="install: write the plug-in's files (again); uninstall: remove exactly those")
     parser.add_argument("--dir", type=Path, default=default_plugin_dir(),
                         help="Gwyddion's plug-in folder for data processing (default: %(default)s)")
     parser.set_defaults(func=run_gwyddion)
