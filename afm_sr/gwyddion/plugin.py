@@ -92,7 +92,7 @@ def run(entry: Entry, dump_path: Path) -> str:
     _check_height(data.unit_z)
     check_scale(entry.scale, data.data.shape)
     yres, xres = data.data.shape
-    out = _upscaled(entry, data, read_options())
+    out = _upscaled(entry, data, enhance_arguments(read_options()))  # a bad option is refused before torch loads
     s = entry.scale
     result = {dump.DATA: dump.Field(out.data, data.xreal, data.yreal, data.unit_xy, data.unit_z)}
     if dump.MASK in fields:
@@ -105,7 +105,7 @@ def run(entry: Entry, dump_path: Path) -> str:
             f"{data.unit_xy}" + (f"; {check}" if check else ""))
 
 
-def _upscaled(entry: Entry, field: Field, options: dict[str, str]) -> HeightMap:
+def _upscaled(entry: Entry, field: Field, arguments: dict[str, object]) -> HeightMap:
     """The channel's heights upscaled by the entry's method (torch is imported here, never at registration)."""
     from afm_sr.infer import enhance
     from afm_sr.infer.pipeline import bicubic_upscale
@@ -115,7 +115,7 @@ def _upscaled(entry: Entry, field: Field, options: dict[str, str]) -> HeightMap:
     hm = HeightMap(field.data, (field.xreal / xres, field.yreal / yres), channel="Gwyddion channel")
     if entry.method == "bicubic":
         return bicubic_upscale(hm, entry.scale)
-    return enhance(hm, entry.scale, **enhance_arguments(options))
+    return enhance(hm, entry.scale, **arguments)
 
 
 def _log(text: str) -> None:

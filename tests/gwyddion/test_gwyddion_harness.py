@@ -44,7 +44,8 @@ def _missing_tools() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} not found (Debian: apt-get install gcc pkg-config)"
     if subprocess.run(["pkg-config", "--exists", "gwyddion"]).returncode != 0:
-        return "pkg-config finds no gwyddion (Debian: apt-get install gwyddion libgwyddion20-dev)"
+        return ("pkg-config finds no gwyddion or not its dependencies (Debian: gwyddion libgwyddion20-dev "
+                "libgtk2.0-dev libfftw3-dev libgtkglext1-dev, see .ci/run)")
     return None
 
 
