@@ -34,15 +34,19 @@ class Report:
 
 
 def launcher(entry: Entry, python: str = sys.executable) -> str:
-    """The executable Gwyddion runs for ``entry``: this Python running ``afm_sr.gwyddion.plugin ENTRY ...``.
+    """The executable Gwyddion runs for ``entry``: a shell script answering ``register``, handing ``run`` to Python.
 
-    ``-P`` (Python 3.11+) keeps the folder Gwyddion runs it from off ``sys.path``.
+    ``register`` costs no Python start (Gwyddion runs it at each of its starts where no ``.rgi`` file answers);
+    ``run`` execs this Python on ``afm_sr.gwyddion.plugin ENTRY``, with ``-P`` (Python 3.11+) keeping the folder
+    Gwyddion runs it from off ``sys.path``.
     """
     safe_path = " -P" if sys.version_info >= (3, 11) else ""
+    lines = " ".join(shlex.quote(line) for line in entry.registration().splitlines())
     return (f"#!/bin/sh\n# Gwyddion plug-in '{entry.menu}' of afm-sr {afm_sr.__version__}, written by "
             f"`afm-sr gwyddion install`;\n# remove it with `afm-sr gwyddion uninstall`. Options: {options_file()}, "
-            f"log: {log_file()}\nexec {shlex.quote(python)}{safe_path} -m afm_sr.gwyddion.plugin {entry.name} "
-            '"$@"\n')
+            f"log: {log_file()}\n"
+            f"if [ \"$*\" = register ]; then printf '%s\\n' {lines}; exit 0; fi\n"
+            f"exec {shlex.quote(python)}{safe_path} -m afm_sr.gwyddion.plugin {entry.name} \"$@\"\n")
 
 
 def planned_files() -> dict[str, tuple[str, int]]:

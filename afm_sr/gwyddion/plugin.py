@@ -1,8 +1,9 @@
-"""The program Gwyddion runs for each afm-sr menu entry: ``ENTRY register`` and ``ENTRY run MODE DUMPFILE``.
+"""The program each afm-sr menu entry's launcher runs when Gwyddion runs it: ``ENTRY run MODE DUMPFILE``.
 
-``register`` prints the entry's three lines and imports nothing heavy. ``run`` reads the current channel from the
-dump, super-resolves it with ``afm_sr.enhance`` (or bicubic, for comparison) and writes it back with ``s`` times
-the pixels, the same scan size and units, and its mask upsampled (nearest); Gwyddion adds it as a new channel.
+(The launcher answers Gwyddion's ``register`` itself, see ``install.launcher``.) It reads the current channel from
+the dump, super-resolves it with ``afm_sr.enhance`` (or bicubic, for comparison) and writes it back with ``s``
+times the pixels, the same scan size and units, and its mask upsampled (nearest); Gwyddion adds it as a new
+channel.
 
 A failure reaches the user in three places: stderr (the terminal Gwyddion was started from), Gwyddion's program
 messages (through the refusal dump, see ``dump.refusal``) and the log file the message names, which also keeps
@@ -150,15 +151,12 @@ def _fail(entry: Entry, dump_path: Path | None, problem: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``ENTRY register`` or ``ENTRY run MODE DUMPFILE`` (what Gwyddion's plug-in proxy calls); the exit code."""
+    """``ENTRY run MODE DUMPFILE`` (what Gwyddion's plug-in proxy calls through the launcher); the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     entry = ENTRIES.get(args[0]) if args else None
-    if entry is not None and args[1:] == ["register"]:
-        sys.stdout.write(entry.registration())
-        return 0
     if entry is None or len(args) != 4 or args[1] != "run" or args[2] not in RUN_MODES.split():
-        print(f"usage: ENTRY register | ENTRY run {RUN_MODES} DUMPFILE (ENTRY: {', '.join(ENTRIES)}); "
-              "Gwyddion runs this, see afm-sr gwyddion install", file=sys.stderr)
+        print(f"usage: ENTRY run {RUN_MODES} DUMPFILE (ENTRY: {', '.join(ENTRIES)}); Gwyddion runs this through "
+              "the launchers afm-sr gwyddion install writes", file=sys.stderr)
         return 2
     dump_path = Path(args[3])
     started = time.strftime("%Y-%m-%d %H:%M:%S")
