@@ -64,7 +64,7 @@ def enhance_arguments(options: dict[str, str]) -> dict[str, object]:
     """``afm_sr.enhance`` keyword arguments from the options (InputError naming the bad one)."""
     adapt = options["adapt"].lower()
     if adapt not in _ADAPT:
-        raise InputError(f"adapt = {options['adapt']!r}: use auto (as afm-sr enhance: where it measured a gain), "
+        raise InputError(f"adapt = {options['adapt']!r}: use auto (afm-sr enhance's default), "
                          "yes or no")
     tile: int | str = options["tile"]
     if tile != "auto":

@@ -70,7 +70,7 @@ def gwyddion_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A temporary HOME with the plug-ins installed by ``afm-sr gwyddion install``, as a user would."""
     home = tmp_path_factory.mktemp("home")
     env = {**os.environ, "HOME": str(home), "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "AFM_SR_GWYDDION_ADAPT": "no", "AFM_SR_GWYDDION_DEVICE": "cpu"}  # x2 adaptation takes ~15 s a run
+           "AFM_SR_GWYDDION_ADAPT": "no", "AFM_SR_GWYDDION_DEVICE": "cpu"}  # adapting takes ~15 s a run
     done = subprocess.run([sys.executable, "-m", "afm_sr.cli", "gwyddion", "install"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -169,7 +169,7 @@ def test_options_come_from_the_file_then_the_environment(home: Path, monkeypatch
     monkeypatch.setenv("AFM_SR_GWYDDION_DEVICE", "cpu")
     assert plugin.enhance_arguments(plugin.read_options()) == {"model": "default", "device": "cpu", "tile": 256,
                                                                "adapt": False}
-    assert plugin.enhance_arguments(plugin.OPTIONS)["adapt"] is None  # as afm-sr enhance: where it measured a gain
+    assert plugin.enhance_arguments(plugin.OPTIONS)["adapt"] is None  # afm-sr enhance's default (ADAPT_BY_DEFAULT)
     options.write_text("scale = 4\n")
     with pytest.raises(AFMSRError, match=r"afm-sr.conf, line 1: 'scale = 4'"):
         plugin.read_options()
