@@ -20,6 +20,8 @@ import csv
 import io
 import os
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from afm_sr.atomic import Fill, make_folder, write_atomically
+from afm_sr.atomic import Fill, make_folder, remove_stale_temp_folders, temp_folder
 from afm_sr.errors import AFMSRError
 from afm_sr.io import HeightMap, list_channels, read
 from afm_sr.preprocess import plane_level
@@ -68,17 +70,22 @@ class Source:
     every: int = 1  # keep every n-th matching file (a long series of one area)
     note: str = ""
     series: bool = False  # every map is a frame of one area: one group for all
+    left_out: str = ""  # files ``exclude`` leaves out, and why (README)
+    siblings: str = ""  # shared/afm-samples files from this repository (other scans, maybe of one lab/session)
 
 
 SOURCES = (
     Source("scifi", "pycroscopy/SciFiDatasets", "0c977f2f0db47514f3b0c0c79ad698ddc8fddd71",
            r"^data/microscopy/spm/GwiddionReader_bipm\.gwy$", "MIT", ("LICENSE",), "Copyright (c) 2021 pycroscopy",
-           "Gwyddion .gwy (GWYP)", "Gwyddion sample file 'bipm' (a BIPM measurement, 5 x 5 um)"),
+           "Gwyddion .gwy (GWYP)", "Gwyddion sample file 'bipm' (a BIPM measurement, 5 x 5 um)",
+           siblings="SciFiDatasets__* (other samples)"),
     Source("spmtycoon", "alexriss/SpmImageTycoon.jl", "1d53d9f88916b90715faea5ff1b0568f678e2e10",
            r"^test/data/Image_\d+\.sxm$", "GPL-3.0", ("LICENSE",), "Alex Riss (SpmImageTycoon.jl authors)",
            "Nanonis .sxm, low-temperature STM/AFM (constant current)",
            "LT-STM topography (Z forward), atomic/molecular scale, 2012 sessions", channels=("Z (Forward)",),
-           exclude=r"Image_(166|661)\.sxm$|empty\.sxm$", note="Image_166/661 are test-set files: left out"),
+           exclude=r"Image_(166|661)\.sxm$|empty\.sxm$",
+           left_out="Image_166/661 (test-set files), empty.sxm (no data)",
+           siblings="SpmImageTycoon.jl__Image_166.sxm, SpmImageTycoon.jl__Image_661.sxm"),
     Source("afmanalysis", "ifidontrelapse/AFM-analysis", "685551a2bc036014e40f069a6fbfba1bbd7f982a",
            r"^data/5\.011$", "Apache-2.0", ("LICENSE",), "AFM-analysis authors (ifidontrelapse)",
            "Bruker NanoScope .011", "gold nanoparticles on a flat substrate (the repository's example)"),
@@ -86,27 +93,30 @@ SOURCES = (
            r"^Data/Streptavidin imaging-12\.08\.46\.399/.*\.jpk$", "GPL-3.0-or-later", ("LICENSE",),
            "Onaib Faisal (pNanoLocz file readers), University of Leeds", "JPK NanoWizard high-speed series (.jpk)",
            "streptavidin 2D crystal, 85 nm frames 2.6 s apart (2023-02-16)", channels=("Height (retrace)",), every=3,
-           note="every 3rd frame of a 58-frame series of one area", series=True),
+           exclude=r"12\.08\.46\.436\.jpk$", series=True, note="every 3rd frame of a 58-frame series of one area",
+           left_out="the first frame (12.08.46.436, drift-dominated) and two of every three frames (near-repeats)"),
     Source("pnanolocz", "onaib-faisal/pNanolocz-FileReaders", "05374b3a840f843c2630b99e26636251de51b347",
-           r"^Data/(SBS-PS_example_data\.gwy|tops70s14_190g0000\.ibw)$", "GPL-3.0-or-later", ("LICENSE",),
-           "Onaib Faisal (pNanoLocz file readers), University of Leeds", "Gwyddion .gwy (from Nanosurf) / Asylum .ibw",
-           "SBS-PS polymer blend (force-map topography); Asylum AC-mode test scan",
-           channels=("Topography", "HeightRetrace")),
+           r"^Data/SBS-PS_example_data\.gwy$", "GPL-3.0-or-later", ("LICENSE",),
+           "Onaib Faisal (pNanoLocz file readers), University of Leeds", "Gwyddion .gwy (Nanosurf force map)",
+           "SBS-PS polymer blend (force-map topography)", channels=("Topography",),
+           left_out="Data/tops70s14_190g0000.ibw (Asylum: 1.6 nm of stripy noise over 20 um, no structure)"),
     Source("afmreader", "AFM-SPM/AFMReader", "062b98453fb6abae9b7a9312f164ac82f771c6a4",
            r"^tests/resources/sample_1_um_scale\.(stp|top)$", "GPL-3.0", ("COPYING",),
            "AFMReader authors (Sylvia Whittle, Neil Shephard, TopoStats team), University of Sheffield",
            "WSxM .stp/.top", "AFMReader test scan 'sample_1' (2 x 2 um); sample_0.* are test-set files",
-           exclude=r"sample_0"),
+           exclude=r"sample_0", siblings="AFMReader__sample_0.* (row-levelled correlation with this scan 0.04)"),
     Source("nanolocz", "George-R-Heath/NanoLocz", "e41575c9c0f40d4ca5d9d4b1dd0b092e792d5892",
-           r"^Example Data/(Example FastScan series/.*\.001|Example_ibw\.ibw)$", "GPL-3.0", ("LICENSE",),
-           "George R. Heath (NanoLocz authors), University of Leeds", "Bruker FastScan NanoScope .001 / Asylum .ibw",
-           "NanoLocz example data (Bruker FastScan series; Asylum image)", channels=("Height", "HeightRetrace")),
+           r"^Example Data/Example FastScan series/.*\.001$", "GPL-3.0", ("LICENSE",),
+           "George R. Heath (NanoLocz authors), University of Leeds", "Bruker FastScan NanoScope .001 (Height Sensor)",
+           "NanoLocz example FastScan series (three scans, 100 x 63 nm)", channels=("Height Sensor", "Height"),
+           left_out="Example Data/Example_ibw.ibw (the same noise scan as pNanoLocz's tops70s14_190g0000.ibw)"),
     Source("nsfopen", "syrupface/NSFopen", "4ec56c00289e942065ac662cac4ed872fcf69c63",
            r"^NSFopen/(example|process)/.*\.nid$", "MIT", ("NSFopen/LICENSE",), "Copyright (c) 2020 syrupface",
            "Nanosurf .nid", "Nanosurf example scans: calibration grid, sapphire, SBS-PMMA blend, "
            "a 50 um sample", channels=("Z-Axis forward", "Topography forward"),
            exclude=r"(circles|circles_holes|squares_holes)\.nid$",
-           note="circles/squares example files left out: perfect patterns, likely the Nanosurf simulator"),
+           left_out="2D_Plane_Removal/circles, circles_holes, squares_holes (perfect patterns: likely the Nanosurf "
+                    "software's simulated sample)"),
     Source("probeflow", "SPMQT-Lab/ProbeFlow", "756611eb50acb975768465d9a5f349ba487f8432",
            r"^test_data/nanonis\.sxm$", "MIT", ("LICENSE",), "Copyright (c) 2026 SPMQT-Lab and contributors",
            "Nanonis .sxm STM", "STM topography, 10 nm (ProbeFlow test file)", channels=("Z (Forward)",)),
@@ -258,7 +268,8 @@ def take(src: Source, path: str, hm: HeightMap, refs: list[tuple[str, np.ndarray
     if n:
         name = f"{src.key}__{stem}__{n}.npy"
     dx, dy = hm.pixel_size
-    notes = "; ".join(filter(None, [f"channel {hm.channel}", crop_note, src.note]))
+    sibling = f"test-set sibling: same repository as {src.siblings}; a different scan" if src.siblings else ""
+    notes = "; ".join(filter(None, [f"channel {hm.channel}", crop_note, src.note, sibling]))
     row = {"file": name, "source_repo": src.repo, "commit": src.commit, "source_path": path, "licence": src.licence,
            "copyright": src.copyright, "instrument_or_format": src.instrument, "channel": hm.channel,
            "sample": src.sample, "ny": str(z.shape[0]), "nx": str(z.shape[1]), "pixel_size_x_m": f"{dx:.6g}",
@@ -348,7 +359,9 @@ def readme(kept: list[Map], log: list[str]) -> bytes:
              "of a split). No map is a file of `shared/afm-samples` or a map of `shared/afm-train` (compared "
              "array by array after plane levelling, over flips and transposes, correlation > "
              f"{SAME}). Licence texts are in `LICENSES/`; changes: height channel extracted, converted to .npy "
-             "float32 metres, constant edge lines cropped where noted.", "",
+             "float32 metres, constant edge lines cropped where noted. Rows whose notes say `test-set sibling` come "
+             "from a repository that also supplied a `shared/afm-samples` file (another scan, possibly of the same "
+             "lab or session): leave them out for a strict other-lab evaluation on afm-samples.", "",
              "| source | repository | commit | licence | maps | instrument / format | sample |",
              "|---|---|---|---|---|---|---|"]
     for src in SOURCES:
@@ -358,7 +371,9 @@ def readme(kept: list[Map], log: list[str]) -> bytes:
     holders = dict.fromkeys(f"{s.repo}: {s.copyright}" for s in SOURCES)
     lines += ["", f"Total: {len(kept)} maps from {len(holders)} repositories.", "",
               "Copyright holders: " + "; ".join(holders) + ".", "",
-              "## Dropped while building", ""] + [f"- {line}" for line in log] + [""]
+              "## Left out on purpose", ""] + [f"- {s.repo}: {s.left_out}" for s in SOURCES if s.left_out] + \
+        [f"- {repo}: the whole repository ({why})" for repo, why in EXCLUDED_REPOS.items()] + \
+        ["", "## Dropped while building", ""] + [f"- {line}" for line in log] + [""]
     return "\n".join(lines).encode()
 
 
@@ -368,8 +383,8 @@ def build(mirrors: Path, out: Path, force: bool) -> tuple[list[Map], list[str]]:
         if src.repo in EXCLUDED_REPOS:
             raise BuildError(f"source {src.key!r}: {src.repo} is excluded ({EXCLUDED_REPOS[src.repo]})")
     gdirs = {src.key: git_dir(mirrors, src) for src in SOURCES}  # every mirror checked before any work
-    if out.exists() and any(out.iterdir()) and not force:
-        raise BuildError(f"{out} exists and is not empty; pass --force to rebuild over it")
+    if out.exists() and not force:
+        raise BuildError(f"{out} exists; pass --force to replace it")
     refs = reference_maps(SHARED / "afm-samples", SHARED / "afm-train")
     kept: list[Map] = []
     log: list[str] = []
@@ -377,19 +392,39 @@ def build(mirrors: Path, out: Path, force: bool) -> tuple[list[Map], list[str]]:
         collect(src, gdirs[src.key], refs, kept, log)
         print(f"{src.key}: {sum(m.source is src for m in kept)} maps", flush=True)
     group(kept)
-    make_folder(out / "LICENSES")
-    outputs: dict[Path, Fill] = {out / m.name: npy_fill(m.data) for m in kept}
+    outputs: dict[str, Fill] = {m.name: npy_fill(m.data) for m in kept}
     for src in SOURCES:
         for lic in src.licence_files:
             text = git_blob(gdirs[src.key], src.commit, lic)
             if text is None:
                 raise BuildError(f"the mirror of {src.repo} lacks its licence file {lic}")
-            outputs[out / "LICENSES" / f"{src.repo.split('/')[1]}-{src.licence}.txt"] = bytes_fill(text)
-    outputs[out / "index.csv"] = bytes_fill(index_csv(kept))
-    outputs[out / "README.md"] = bytes_fill(readme(kept, log))
-    outputs[out / "contact_sheet.png"] = bytes_fill(contact_sheet(kept))
-    write_atomically(outputs, overwrite=force)
+            outputs[f"LICENSES/{src.repo.split('/')[1]}-{src.licence}.txt"] = bytes_fill(text)
+    outputs["index.csv"] = bytes_fill(index_csv(kept))
+    outputs["README.md"] = bytes_fill(readme(kept, log))
+    outputs["contact_sheet.png"] = bytes_fill(contact_sheet(kept))
+    publish(outputs, out, force)
     return kept, log
+
+
+def publish(outputs: dict[str, Fill], out: Path, force: bool) -> None:
+    """Write the folder beside ``out``, then put it in place with one rename (replacing ``out`` only if ``force``).
+
+    A killed build leaves no half-written ``out``; an old ``out`` is removed only after the new one is in place.
+    """
+    make_folder(out.parent)
+    remove_stale_temp_folders(out.parent)
+    old = out.with_name(f".{out.name}.{secrets.token_hex(6)}.old")
+    with temp_folder(out) as tmp:
+        new = tmp / out.name
+        (new / "LICENSES").mkdir(parents=True)
+        for rel, fill in outputs.items():
+            fill(new / rel)
+        if out.exists():
+            if not force:
+                raise BuildError(f"{out} exists; pass --force to replace it")
+            os.replace(out, old)
+        os.replace(new, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def main() -> None:
@@ -398,7 +433,7 @@ def main() -> None:
     ap.add_argument("--mirrors", type=Path, default=Path(os.environ.get("AFM_SR_MIRRORS", "/work/.mirror")),
                     help="folder of fetched snapshots, one owner+name/repo per source")
     ap.add_argument("--out", type=Path, default=Path.home() / "data" / "afm-extra")
-    ap.add_argument("--force", action="store_true", help="replace files already in --out")
+    ap.add_argument("--force", action="store_true", help="replace an existing --out folder (as a whole)")
     args = ap.parse_args()
     try:
         kept, log = build(args.mirrors, args.out, args.force)
