@@ -49,6 +49,8 @@ RESCAN = 0.92
 EXCLUDED_REPOS = {
     "cgevans/convert-nanoscope-test-files": "DNA-origami scan + zoom pairs (one Bruker instrument) of the issue-21 "
                                             "real-pair benchmark",
+    "ethz-micro/matlab_nanonis": "Si(111)7x7 STM at 200, 50 and 20 nm (Si_7x7_200x200/50x50/20x20 and 012/028/032/"
+                                 "051): a scan + zoom series, kept for the real-pair benchmark",
 }
 
 
@@ -120,10 +122,30 @@ SOURCES = (
     Source("probeflow", "SPMQT-Lab/ProbeFlow", "756611eb50acb975768465d9a5f349ba487f8432",
            r"^test_data/nanonis\.sxm$", "MIT", ("LICENSE",), "Copyright (c) 2026 SPMQT-Lab and contributors",
            "Nanonis .sxm STM", "STM topography, 10 nm (ProbeFlow test file)", channels=("Z (Forward)",)),
-    Source("ethznanonis", "ethz-micro/matlab_nanonis", "1eff23858279a446ce6d57ab23eb12b2f295992e",
-           r"^Examples/Files/.*\.sxm$", "GPL-3.0", ("LICENSE",), "ETH Zurich, Microstructure Research "
-           "(matlab_nanonis authors)", "Nanonis .sxm STM", "Si(111) 7x7 reconstruction, STM topography",
-           channels=("Z (Forward)",)),
+    Source("pyspm", "scholi/pySPM", "cabe10724ff2dfcc57ab299c091fb3080f226830", r"^pySPM/data/test\.sxm$",
+           "Apache-2.0", ("LICENSE",), "Olivier Scholder (pySPM author)", "Nanonis .sxm STM",
+           "pySPM's Nanonis test image (5 x 5 um STM topography)", channels=("Z (Forward)",),
+           note="file removed from the repository later; taken at the commit that added it"),
+    Source("spmtycoon", "alexriss/SpmImageTycoon.jl", "52a2c2c3f9825c7d810aa9554ac70901e7d24baf",
+           r"^test/data/Image_(152|403|666)\.sxm$", "GPL-3.0", ("LICENSE",), "Alex Riss (SpmImageTycoon.jl authors)",
+           "Nanonis .sxm, low-temperature STM/AFM (constant current)",
+           "LT-STM topography (Z forward), 2012 sessions (test files removed from the repository later)",
+           channels=("Z (Forward)",), siblings="SpmImageTycoon.jl__Image_166.sxm, SpmImageTycoon.jl__Image_661.sxm"),
+    Source("scifi", "pycroscopy/SciFiDatasets", "2860098ed7af1250a594f036e06239307805cb13",
+           r"^data/microscopy/spm/afm/wsxm/WSxM2DReader_jumpingmodeimage_0002_Topography\.f\.dy\.top$", "MIT",
+           ("LICENSE",), "Copyright (c) 2021 pycroscopy", "WSxM .top (Nanotec jumping mode)",
+           "WSxM reader test image: jumping-mode topography, 15 x 15 um", siblings="SciFiDatasets__* (other samples)"),
+    Source("snom", "Hajo376/SNOM_AFM_analysis", "93cb21ee9bd858b6dd619a650bfc3e312ba63425",
+           r"^example_measurements/.* Z C\.gsf$", "MIT", ("LICENSE",), "Copyright (c) 2025 Hans-Joachim Schill",
+           "Neaspec (attocube) s-SNOM, AFM topography channel 'Z C' (.gsf)",
+           "s-SNOM samples: plasmonic/dielectric waveguides, PMMA wedges on gold, nanostructure arrays",
+           note="Neaspec 'Z C' = the instrument's corrected topography; example data removed from the repository "
+                "later (the repository's licence became GPL-3.0 afterwards; MIT at this commit)"),
+    Source("pynxspm", "FAIRmat-NFDI/pynxtools-spm", "c2d9e3707f07d238c5b9f12a87f6cfff619aa314",
+           r"^tests/data/cronJobTest/nanonis1/stm/version_gen_4_5/STM_nanonis_generic_4_5\.sxm$", "Apache-2.0",
+           ("LICENSE",), "FAIRmat-NFDI (pynxtools-spm authors)", "Nanonis .sxm STM (generic 4.5)",
+           "pynxtools-spm STM test image (4 x 4 nm, constant current)", channels=("Z (Forward)",),
+           left_out="the AFM/STM test files at HEAD (Z recorded in constant height: flat)"),
 )
 
 
