@@ -111,6 +111,7 @@ SOURCES = (
            r"^Example Data/Example FastScan series/.*\.001$", "GPL-3.0", ("LICENSE",),
            "George R. Heath (NanoLocz authors), University of Leeds", "Bruker FastScan NanoScope .001 (Height Sensor)",
            "NanoLocz example FastScan series (three scans, 100 x 63 nm)", channels=("Height Sensor", "Height"),
+           series=True,
            left_out="Example Data/Example_ibw.ibw (the same noise scan as pNanoLocz's tops70s14_190g0000.ibw)"),
     Source("nsfopen", "syrupface/NSFopen", "4ec56c00289e942065ac662cac4ed872fcf69c63",
            r"^NSFopen/(example|process)/.*\.nid$", "MIT", ("NSFopen/LICENSE",), "Copyright (c) 2020 syrupface",
