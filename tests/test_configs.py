@@ -63,7 +63,7 @@ def test_every_synthetic_material_of_every_dataset_composes_the_instrument(confi
     """conf/instrument/default.yaml lands under each synthetic material's ``artefacts``, value for value."""
     expected = OmegaConf.to_container(OmegaConf.load(CONF / "instrument" / "default.yaml"))
     materials = _synthetic(_compose([f"dataset={option}"], config))
-    assert bool(materials) == (option in ("mono", "multi", "multi_real")), sorted(materials)
+    assert bool(materials) == (option in ("mono", "multi", "multi_real", "multi_real_extra")), sorted(materials)
     for name, node in materials.items():
         assert OmegaConf.to_container(node.artefacts) == expected, name
         instrument = instantiate(node.artefacts, _convert_="all")
@@ -73,7 +73,7 @@ def test_every_synthetic_material_of_every_dataset_composes_the_instrument(confi
 @pytest.mark.parametrize("option", _options("material"))
 def test_each_material_option_has_the_instrument_if_and_only_if_synthetic(option):
     node = _compose(["dataset=mono", f"material@dataset.materials.ceramic={option}"]).dataset.materials.ceramic
-    assert ("artefacts" in node) == ("generator" in node) == (option not in ("folder", "afm_train"))
+    assert ("artefacts" in node) == ("generator" in node) == (option not in ("folder", "afm_train", "afm_extra"))
 
 
 def test_an_instrument_value_is_overridden_per_material():

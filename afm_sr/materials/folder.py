@@ -31,12 +31,14 @@ class FolderMaterial:
     align_rows: bool = False
     limit: int | None = None
     pixel_size: float | None = None
+    missing_hint: str = ""  # what to do where the folder is absent (e.g. the script that builds it)
 
     def files(self) -> list[Path]:
         """List the scan files this material reads, in name order, at most ``limit`` of them."""
         folder = Path(self.path)
         if not folder.is_dir():
-            raise AFMFileError(folder, f"material {self.name!r}: the folder does not exist")
+            hint = f"; {self.missing_hint}" if self.missing_hint else ""
+            raise AFMFileError(folder, f"material {self.name!r}: the folder does not exist{hint}")
         found = sorted(p for p in folder.glob(self.glob)
                        if p.is_file() and p.suffix.lower() not in (".json", ".md") and p.name != "index.csv")
         return found[: self.limit] if self.limit is not None else found
