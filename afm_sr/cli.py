@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from afm_sr.atomic import check_destination, make_folder
+from afm_sr.atomic import make_folder
 from afm_sr.choices import ADAPT_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
-from afm_sr.io import WRITERS, FileInfo, describe, read, reserve_write, write
+from afm_sr.io import WRITERS, FileInfo, check_output, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
 from afm_sr.io.budget import parse_size
 from afm_sr.io.heightmap import check_pixel_size
@@ -188,7 +188,7 @@ def _claim(path: Path, force: bool, claimed: dict[Path, str]) -> Path:
     """``path`` if this run may write it: writable, new (or ``--force``), not an input, not already an output."""
     if path.resolve() in claimed:
         raise AFMFileError(path, claimed[path.resolve()])
-    check_destination(path, force)
+    check_output(path, force)
     claimed[path.resolve()] = OUTPUT
     return path
 

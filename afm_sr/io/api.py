@@ -205,6 +205,17 @@ def reserve_write(path: PathLike, shape: tuple[int, int], memory_limit: MemoryLi
         reserve(ny * nx * (8 + extra), f"writing a {nx}x{ny} px {p.suffix} file", p, memory_limit)
 
 
+def check_output(path: PathLike, overwrite: bool = False) -> Path:
+    """``path`` as a Path if it and the files written with it (a ``.npy`` sidecar) may be written; else AFMFileError.
+
+    ``afm_sr.atomic.check_destination`` for each: taken names, folders in the way, names too long for the file system.
+    """
+    p = Path(path)
+    for target in (p, *writers.companions(p)):
+        check_destination(target, overwrite)
+    return p
+
+
 def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: MemoryLimit = None) -> Path:
     """Write ``hm`` as .gwy, .tiff/.tif, .npy or Gwyddion-style .txt, atomically; returns the path.
 
@@ -222,7 +233,7 @@ def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: 
     writer = writers.WRITERS.get(suffix)
     if writer is None:
         raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
-    check_destination(p, overwrite)
+    check_output(p, overwrite)
     problem = value_problem(hm.data, float32=suffix in writers.FLOAT32_SUFFIXES)
     if problem:
         raise AFMFileError(p, f"not written: {problem}")
