@@ -10,6 +10,7 @@ import argparse
 import glob
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -206,7 +207,8 @@ def run_enhance(args: argparse.Namespace) -> int:
     failed = len(unmatched)
     for pattern in unmatched:
         print(f"afm-sr: error: {pattern}: no file matches", file=sys.stderr)
-    into_folder = args.output is not None and (len(files) > 1 or args.output.is_dir() or not args.output.suffix)
+    # os.path.isdir is False (no OSError) for a name too long to look up; _claim then says what is wrong with it
+    into_folder = args.output is not None and (len(files) > 1 or os.path.isdir(args.output) or not args.output.suffix)
     if into_folder and files:
         make_folder(args.output)
     claimed = dict.fromkeys((f.resolve() for f in files), INPUT)
