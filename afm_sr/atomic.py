@@ -269,7 +269,7 @@ def write_failure(path: Path, exc: BaseException) -> AFMFileError:
         code = errno.ENOSPC
     detail = f"{type(exc).__name__}: {exc}"
     if code == errno.ENOSPC:
-        left = "" if free is None else f", {free} bytes free"
+        left = "" if free is None else f", {free / 2**20:.1f} MiB free"
         return AFMFileError(path, f"could not write it: the disk is full (ENOSPC{left}; {detail}); free some space "
                                   "or write to another disk")
     if code in _WRITE_CAUSES:

@@ -88,8 +88,8 @@ def _checked(path: Path, hm: HeightMap) -> HeightMap:
     if min(ny, nx) < MIN_SIDE:
         raise AFMFileError(path, f"channel {hm.channel!r} is {ny}x{nx} px; an image needs at least "
                                  f"{MIN_SIDE}x{MIN_SIDE}")
-    bad = int((~np.isfinite(hm.data)).sum())
-    if bad:
+    if value_problem(hm.data) is not None:  # min/max first: no full-size boolean arrays for a good image
+        bad = int(np.count_nonzero(~np.isfinite(hm.data)))
         raise AFMFileError(path, f"channel {hm.channel!r} has {bad} of {hm.data.size} values NaN or Inf "
                                  "(an unfinished scan?); crop or fill them, e.g. in Gwyddion, first")
     return hm
