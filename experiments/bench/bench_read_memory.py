@@ -5,8 +5,9 @@ Usage: ``python experiments/bench/bench_read_memory.py [--mib 256] [--folder DIR
 Writes deflated TIFFs of ``--mib`` MiB decoded (float64, float32 and int16 in nm, in tifffile's default strips and
 as one strip, as some instruments write them), then runs ``describe`` (what ``afm-sr info`` shows) and ``read`` of
 each in a fresh subprocess and prints the peak resident memory it added (VmHWM minus VmRSS after the imports)
-divided by the decoded image (the file's own values) and by the float64 heights ``read`` returns. ``--code`` runs
-another checkout's afm_sr (e.g. an older commit unpacked with ``git archive``) for a before/after comparison.
+divided by the decoded image (the file's own values) and by the float64 heights ``read`` returns, and the
+seconds. ``--code`` runs another checkout's afm_sr (e.g. an older commit unpacked with ``git archive``), from
+that folder so ``python -c`` imports it, for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -23,16 +24,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 _CHILD = """
 import sys
+import time
 from afm_sr.io import describe, read
 
 def rss(key):
     with open("/proc/self/status") as handle:
         return next(int(line.split()[1]) * 1024 for line in handle if line.startswith(key + ":"))
 
-base = rss("VmRSS")
+base, start = rss("VmRSS"), time.perf_counter()
 (describe if sys.argv[1] == "info" else read)(sys.argv[2], "Page 0", pixel_size=1e-8, z_unit=sys.argv[3],
                                                 memory_limit="64G")
-print(rss("VmHWM") - base)
+print(rss("VmHWM") - base, time.perf_counter() - start)
 """
 
 
@@ -58,12 +60,13 @@ def make_tiffs(folder: Path, mib: int) -> dict[str, tuple[Path, str, int]]:
     return files
 
 
-def peak(code: Path, command: str, path: Path, unit: str) -> int:
-    """Bytes of peak resident memory ``command`` (info or read) of ``path`` added in a fresh process."""
+def peak(code: Path, command: str, path: Path, unit: str) -> tuple[int, float]:
+    """Bytes of peak resident memory ``command`` (info or read) of ``path`` added in a fresh process, and seconds."""
     env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
     res = subprocess.run([sys.executable, "-c", _CHILD, command, str(path), unit], capture_output=True, text=True,
-                         env=env, check=True)
-    return int(res.stdout.split()[-1])
+                         env=env, cwd=code, check=True)
+    used, seconds = res.stdout.split()[-2:]
+    return int(used), float(seconds)
 
 
 def main() -> None:
@@ -78,13 +81,14 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         files = make_tiffs(folder, args.mib)
         print(f"code: {args.code}")
-        print(f"{'file':<18} {'cmd':<5} {'decoded MiB':>11} {'peak MiB':>9} {'peak/decoded':>12} {'peak/float64':>12}")
+        print(f"{'file':<18} {'cmd':<5} {'decoded MiB':>11} {'peak MiB':>9} {'peak/decoded':>12} {'peak/float64':>12} "
+              f"{'s':>5}")
         for name, (path, unit, decoded) in files.items():
             pixels = decoded // np.dtype(name.split("-")[0]).itemsize
             for command in ("info", "read"):
-                used = peak(args.code, command, path, unit)
+                used, seconds = peak(args.code, command, path, unit)
                 print(f"{name:<18} {command:<5} {decoded / 2**20:>11.0f} {used / 2**20:>9.0f} "
-                      f"{used / decoded:>12.2f} {used / (pixels * 8):>12.2f}")
+                      f"{used / decoded:>12.2f} {used / (pixels * 8):>12.2f} {seconds:>5.1f}")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 DESCRIPTION_KEY = "afm_sr"
 _PARK_DATA, _PARK_HEADER = 50434, 50435
 #: TIFF compression codes of deflate (zlib), and the compressed bytes read (and inflated) per step.
-_DEFLATE, _PIECE = (8, 32946), 8 << 20
+_DEFLATE, _PIECE = (8, 32946), 1 << 20
 _PARK_DTYPES = {0: "<i2", 1: "<i4", 2: "<f4"}
 
 
