@@ -80,7 +80,8 @@ def check_destination(path: Path, overwrite: bool) -> None:
     """Refuse an output path that cannot or may not be written, saying why (before any work is done).
 
     Raises OutputExistsError for an existing file or link without ``overwrite``, AFMFileError for a name longer
-    than the file system allows, a folder in the way, a parent that is a file, or a parent folder that does not exist.
+    than the file system allows, a device, pipe or socket (even with ``overwrite``), a folder in the way, a parent
+    that is a file, or a parent folder that does not exist.
     """
     longest = name_max(path.parent)
     if len(os.fsencode(path.name)) > longest:
@@ -89,6 +90,9 @@ def check_destination(path: Path, overwrite: bool) -> None:
     try:
         if path.is_dir():
             raise AFMFileError(path, "is a folder; give a file name (or a folder as -o for several inputs)")
+        if path.exists() and not path.is_symlink() and not path.is_file():  # /dev/null, a FIFO, a socket
+            raise AFMFileError(path, "is not a regular file (a device, pipe or socket); afm-sr writes only regular "
+                                     "files and never replaces anything else, so give a file name")
         if (path.exists() or path.is_symlink()) and not overwrite:
             raise _occupied(path)
         if not path.parent.is_dir():
@@ -108,8 +112,8 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise AFMFileError(folder, f"cannot create the folder ({exc.strerror or exc}); is the location writable "
-                                   "(not a read-only file system)?") from exc
+        cause = _cause(exc.errno, folder) or "is the location writable (not a read-only file system)?"
+        raise AFMFileError(folder, f"cannot create the folder ({exc.strerror or exc}); {cause}") from exc
 
 
 @contextlib.contextmanager
@@ -248,12 +252,26 @@ def _errno_of(exc: BaseException) -> int | None:
     return None
 
 
-def _free_bytes(folder: Path) -> int | None:
-    """Bytes an unprivileged user may still write in ``folder``'s file system (None where it cannot be asked)."""
+def _space(folder: Path) -> tuple[int | None, int | None]:
+    """Free bytes and free inodes an unprivileged user may still use on ``folder``'s file system (None: unknown)."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
     try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return None
+        info = os.statvfs(existing)
+    except (OSError, AttributeError):  # (no statvfs on Windows)
+        return None, None
+    return info.f_bavail * info.f_frsize, info.f_favail
+
+
+def _cause(code: int | None, folder: Path) -> str | None:
+    """The words for a write into ``folder`` failing with error number ``code``; None where they name no cause."""
+    if code == errno.ENOSPC:
+        free, inodes = _space(folder)
+        if inodes == 0:
+            return "the disk is full: it has no free inodes left (too many files; ENOSPC); delete files or write to " \
+                   "another disk"
+        left = "" if free is None else f", {free / 2**20:.1f} MiB free"
+        return f"the disk is full (ENOSPC{left}); free some space or write to another disk"
+    return f"{_WRITE_CAUSES[code]} ({errno.errorcode[code]})" if code in _WRITE_CAUSES else None
 
 
 def write_failure(path: Path, exc: BaseException) -> AFMFileError:
@@ -264,16 +282,13 @@ def write_failure(path: Path, exc: BaseException) -> AFMFileError:
     on the file system is taken as the cause.
     """
     code = _errno_of(exc)
-    free = _free_bytes(path.parent)
+    free = _space(path.parent)[0]
     if code is None and free is not None and free < FULL_DISK_FREE:
         code = errno.ENOSPC
+    cause = _cause(code, path.parent)
     detail = f"{type(exc).__name__}: {exc}"
-    if code == errno.ENOSPC:
-        left = "" if free is None else f", {free / 2**20:.1f} MiB free"
-        return AFMFileError(path, f"could not write it: the disk is full (ENOSPC{left}; {detail}); free some space "
-                                  "or write to another disk")
-    if code in _WRITE_CAUSES:
-        return AFMFileError(path, f"could not write it: {_WRITE_CAUSES[code]} ({errno.errorcode[code]}; {detail})")
+    if cause is not None:
+        return AFMFileError(path, f"could not write it: {cause} ({detail})")
     return AFMFileError(path, f"could not write it ({detail}); {WRITE_HINT}")
 
 

@@ -79,14 +79,19 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
                              f"${MEMORY_ENV}, else half of the available memory)")
 
 
+#: A file name may hold line breaks; in an error line they are shown escaped, so it stays one line.
+_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r"})
+
+
 def _error_line(exc: BaseException, subject: object = None) -> str:
     """The one ``afm-sr: error:`` line for ``exc``; ``subject`` (an input file) leads where the message names none."""
     if isinstance(exc, OutputExistsError):
-        return f"afm-sr: error: {exc.advice('--force')}"
+        return f"afm-sr: error: {exc.advice('--force')}".translate(_ONE_LINE)
     text = (f"out of memory ({exc or type(exc).__name__}); free memory or lower --memory-limit so such work is "
             "refused before it starts") if isinstance(exc, MemoryError) else str(exc)
     named = isinstance(exc, AFMFileError) and exc.path is not None
-    return f"afm-sr: error: {text}" if named or subject is None else f"afm-sr: error: {subject}: {text}"
+    line = f"afm-sr: error: {text}" if named or subject is None else f"afm-sr: error: {subject}: {text}"
+    return line.translate(_ONE_LINE)
 
 
 def _pixels_and_size(shape: tuple[int, int], scan_size: tuple[float, float]) -> list[str]:
