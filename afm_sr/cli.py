@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from afm_sr.atomic import make_folder
+from afm_sr.atomic import check_destination, make_folder
 from afm_sr.choices import ADAPT_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
 from afm_sr.io import WRITERS, FileInfo, check_output, describe, read, reserve_write, write
@@ -190,11 +190,12 @@ INPUT, OUTPUT = ("is an input of this run: afm-sr never writes over its inputs, 
                  "is also the output of an earlier input of this run; give -o a folder or rename the inputs")
 
 
-def _claim(path: Path, force: bool, claimed: dict[Path, str]) -> Path:
-    """``path`` if this run may write it: writable, new (or ``--force``), not an input, not already an output."""
+def _claim(path: Path, force: bool, claimed: dict[Path, str],
+           check: Callable[[Path, bool], object] = check_output) -> Path:
+    """``path`` if ``check`` passes (a height-map format, writable, new or --force), not an input or earlier output."""
     if path.resolve() in claimed:
         raise AFMFileError(path, claimed[path.resolve()])
-    check_output(path, force)
+    check(path, force)
     claimed[path.resolve()] = OUTPUT
     return path
 
@@ -224,7 +225,7 @@ def run_enhance(args: argparse.Namespace) -> int:
         for src in tqdm(files, desc="files", unit="file", disable=None, position=0):
             try:
                 dest = _claim(_destination(src, args, into_folder), args.force, claimed)
-                preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed)
+                preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed, check_destination)
                            if args.preview else None)
                 hm = read(src, args.channel, args.pixel_size, args.z_unit, args.memory_limit)
                 reserve_write(dest, (hm.shape[0] * args.scale, hm.shape[1] * args.scale), args.memory_limit)

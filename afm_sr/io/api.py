@@ -206,11 +206,14 @@ def reserve_write(path: PathLike, shape: tuple[int, int], memory_limit: MemoryLi
 
 
 def check_output(path: PathLike, overwrite: bool = False) -> Path:
-    """``path`` as a Path if it and the files written with it (a ``.npy`` sidecar) may be written; else AFMFileError.
+    """``path`` as a Path if a height map may be written there (with its ``.npy`` sidecar); else AFMFileError.
 
-    ``afm_sr.atomic.check_destination`` for each: taken names, folders in the way, names too long for the file system.
+    A format ``write`` knows, then ``afm_sr.atomic.check_destination`` for each file: taken names, folders in the
+    way, names too long for the file system. Callers check before the work, so nothing is computed for nothing.
     """
     p = Path(path)
+    if p.suffix.lower() not in writers.WRITERS:
+        raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
     for target in (p, *writers.companions(p)):
         check_destination(target, overwrite)
     return p
@@ -228,12 +231,9 @@ def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: 
         If the suffix is not writable, the file exists and ``overwrite`` is false (OutputExistsError), the
         folder is missing or is a file, the heights cannot be stored, or writing fails.
     """
-    p = Path(path)
+    p = check_output(path, overwrite)
     suffix = p.suffix.lower()
-    writer = writers.WRITERS.get(suffix)
-    if writer is None:
-        raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
-    check_output(p, overwrite)
+    writer = writers.WRITERS[suffix]
     problem = value_problem(hm.data, float32=suffix in writers.FLOAT32_SUFFIXES)
     if problem:
         raise AFMFileError(p, f"not written: {problem}")

@@ -28,17 +28,6 @@ def scan(tmp_path: Path) -> Path:
     return write_npy(tmp_path / "scan.npy", surface())
 
 
-@pytest.fixture
-def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if an enhancement starts: a refusal must come before any computation."""
-    import afm_sr.infer
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the enhancement ran before the output name was refused")
-
-    monkeypatch.setattr(afm_sr.infer, "enhance", refuse)
-
-
 @pytest.mark.parametrize("limit", [v for v in BAD_LIMITS if v])
 def test_memory_limit_option_that_is_no_size(cli: Cli, scan: Path, limit: str) -> None:
     line = _only(cli("info", scan, "--memory-limit", limit))

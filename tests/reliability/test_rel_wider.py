@@ -70,3 +70,10 @@ def test_a_file_system_out_of_inodes_says_so(tmp_path: Path, cli: Cli, tiny_mode
         assert sorted(p.name for p in disk.rglob("*")) == ["a", "b"]
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.usefixtures("no_work")
+def test_an_output_format_nobody_writes_is_refused_before_the_work(tmp_path: Path, cli: Cli, tiny_model: Path,
+                                                                    scan: Path) -> None:
+    line = _only(cli("enhance", scan, "-o", tmp_path / "out.v2", "--preview", "--model", tiny_model, "--device", "cpu"))
+    assert "cannot write '.v2' files" in line, line
