@@ -166,3 +166,14 @@ def test_the_file_size_limit_is_named(tmp_path: Path, tiny_model: Path, what: st
     lines = error_lines(res.stderr)
     assert len(lines) == 1 and "file-size limit" in lines[0] and "EFBIG" in lines[0], res.stderr
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part") or p.name.startswith(("w.", "out."))]
+
+
+def test_a_checkpoint_save_on_a_full_disk_says_disk_full(full_disk: Path) -> None:
+    """torch.save reports a full disk as RuntimeError('... unexpected pos ...'): no errno, the free space says why."""
+    import torch
+
+    from afm_sr.callbacks import AtomicCheckpointIO
+
+    with pytest.raises(AFMFileError, match=r"last\.ckpt: could not write it: the disk is full"):
+        AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(300_000)}, full_disk / "last.ckpt")
+    assert _names(full_disk) == ["filler", "old.bin"]
