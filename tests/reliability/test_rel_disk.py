@@ -17,30 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rel_support import REPO, CliResult, error_lines, surface, write_npy
+from rel_support import REPO, CliResult, error_lines, only_error, small_tmpfs, surface, write_npy
 
 from afm_sr.errors import AFMFileError
 
 Cli = Callable[..., CliResult]
 
 
-def _mount_tmpfs(folder: Path, options: str) -> None:
-    """Mount a tmpfs with ``options`` on ``folder``, or skip the test saying why it cannot be done here."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root; the RLIMIT_FSIZE tests cover write failures without it")
-    folder.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True, text=True,
-                         check=False)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode})")
-
-
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
     """A folder on a 1 MiB tmpfs holding ``old.bin`` (64 KiB) and a filler file that takes every other byte."""
-    disk = tmp_path / "disk"
-    _mount_tmpfs(disk, "size=1m")
-    try:
+    with small_tmpfs(tmp_path / "disk", "size=1m") as disk:
         (disk / "old.bin").write_bytes(b"o" * 65536)
         fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
         try:
@@ -51,15 +38,6 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
         finally:
             os.close(fd)
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-
-
-def _only(result: CliResult) -> str:
-    """The one error line of a failed call (exit 2, nothing else on stderr, no traceback)."""
-    assert result.code == 2 and "Traceback" not in result.err, result
-    assert len(error_lines(result.err)) == 1 and result.err.count("\n") == 1, result.err
-    return error_lines(result.err)[0]
 
 
 def _names(folder: Path) -> list[str]:
@@ -69,14 +47,14 @@ def _names(folder: Path) -> list[str]:
 
 def test_export_to_a_full_disk_says_the_disk_is_full(full_disk: Path, cli: Cli, tiny_model: Path) -> None:
     out = full_disk / "w.safetensors"
-    line = _only(cli("export", tiny_model, out))
+    line = only_error(cli("export", tiny_model, out))
     assert str(out) in line and "the disk is full" in line and "ENOSPC" in line, line
     assert _names(full_disk) == ["filler", "old.bin"]
 
 
 def test_export_over_old_weights_on_a_full_disk_keeps_them(full_disk: Path, cli: Cli, tiny_model: Path) -> None:
     old = full_disk / "old.bin"
-    line = _only(cli("export", tiny_model, old, "--force"))
+    line = only_error(cli("export", tiny_model, old, "--force"))
     assert "the disk is full" in line and str(old) in line
     assert old.read_bytes() == b"o" * 65536 and _names(full_disk) == ["filler", "old.bin"]
 
@@ -86,7 +64,7 @@ def test_enhance_to_a_full_disk_says_so_for_every_format(full_disk: Path, cli: C
                                                          tmp_path: Path, suffix: str) -> None:
     scan = write_npy(tmp_path / "scan.npy", surface())
     out = full_disk / f"out{suffix}"
-    line = _only(cli("enhance", scan, "-o", out, "--scale", "2", "--model", tiny_model, "--device", "cpu"))
+    line = only_error(cli("enhance", scan, "-o", out, "--scale", "2", "--model", tiny_model, "--device", "cpu"))
     assert str(out) in line and "the disk is full" in line, line
     assert _names(full_disk) == ["filler", "old.bin"]
 
@@ -129,17 +107,13 @@ def test_library_errors_that_name_no_cause_are_one_error(tmp_path: Path) -> None
 
 
 def test_a_read_only_file_system_is_one_line(tmp_path: Path, cli: Cli, tiny_model: Path) -> None:
-    ro = tmp_path / "ro"
-    _mount_tmpfs(ro, "size=1m,ro")
-    try:
-        scan = write_npy(tmp_path / "scan.npy", surface())
-        line = _only(cli("enhance", scan, "-o", ro / "out.gwy", "--scale", "2", "--model", tiny_model, "--device",
-                         "cpu"))
+    scan = write_npy(tmp_path / "scan.npy", surface())
+    with small_tmpfs(tmp_path / "ro", "size=1m,ro") as ro:
+        line = only_error(cli("enhance", scan, "-o", ro / "out.gwy", "--scale", "2", "--model", tiny_model, "--device",
+                              "cpu"))
         assert "Read-only file system" in line and str(ro / "out.gwy") in line, line
-        assert "cannot create the folder (Read-only file system)" in _only(
+        assert "cannot create the folder (Read-only file system)" in only_error(
             cli("enhance", scan, "-o", ro / "new" / "", "--scale", "2", "--model", tiny_model, "--device", "cpu"))
-    finally:
-        subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
 _FSIZE = """

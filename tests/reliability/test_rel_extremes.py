@@ -57,33 +57,16 @@ def test_enhance_of_a_scan_at_1_km_keeps_its_detail(tmp_path: Path, cli: Cli, ti
 
 
 @pytest.mark.parametrize("scale", [1e-15, 1e-30, 1e30])
-def test_tiny_and_huge_heights_round_trip_through_enhance(tmp_path: Path, scale: float) -> None:
+def test_tiny_and_huge_heights_round_trip_through_enhance(tmp_path: Path, tiny_model: Path, scale: float) -> None:
     from afm_sr.infer import enhance
     from afm_sr.io import HeightMap, read, write
 
-    def run(model: Path) -> None:
-        base = enhance(HeightMap(surface(), 1e-8), 2, model, device="cpu")
-        out = enhance(HeightMap(surface() * (scale / 1e-9), 1e-8), 2, model, device="cpu")
-        np.testing.assert_allclose(out.data / (scale / 1e-9), base.data, rtol=1e-4, atol=1e-6 * base.data.std())
-        for suffix in SUFFIXES:
-            back = read(write(out, tmp_path / f"o{suffix}", overwrite=True), pixel_size=1e-8).data
-            assert _detail_kept(back, out.data) < 0.01, suffix
-
-    run(_tiny(tmp_path))
-
-
-def _tiny(folder: Path) -> Path:
-    """The tiny random model of the conftest, made here for a test that is not given the fixture."""
-    from safetensors.torch import save_file
-
-    from afm_sr.models import VDSR
-
-    path = folder / "tiny.safetensors"
-    net = VDSR(depth=2, width=4)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
-              metadata={"format": "afm-sr", "arch": "VDSR", "depth": "2", "width": "4", "channels": "1",
-                        "scales": "[2, 4, 8]"})
-    return path
+    base = enhance(HeightMap(surface(), 1e-8), 2, tiny_model, device="cpu")
+    out = enhance(HeightMap(surface() * (scale / 1e-9), 1e-8), 2, tiny_model, device="cpu")
+    np.testing.assert_allclose(out.data / (scale / 1e-9), base.data, rtol=1e-4, atol=1e-6 * base.data.std())
+    for suffix in SUFFIXES:
+        back = read(write(out, tmp_path / f"o{suffix}", overwrite=True), pixel_size=1e-8).data
+        assert _detail_kept(back, out.data) < 0.01, suffix
 
 
 @pytest.mark.parametrize("suffix", SUFFIXES)

@@ -7,19 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rel_support import CliResult, error_lines, surface, write_npy
+from rel_support import CliResult, only_error, surface, write_npy
 
 from afm_sr.errors import AFMFileError, InputError
 
 Cli = Callable[..., CliResult]
 BAD_LIMITS = ["1e400", "1e400G", "1e19T", "inf", "nan", "-1G", "garbage", "0x10G", ""]
 
-
-def _only(result: CliResult) -> str:
-    """The one error line of a failed call (exit 2, no traceback)."""
-    assert result.code == 2 and "Traceback" not in result.err, result
-    assert len(error_lines(result.err)) == 1, result.err
-    return error_lines(result.err)[0]
 
 
 @pytest.fixture
@@ -30,7 +24,7 @@ def scan(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("limit", [v for v in BAD_LIMITS if v])
 def test_memory_limit_option_that_is_no_size(cli: Cli, scan: Path, limit: str) -> None:
-    line = _only(cli("info", scan, "--memory-limit", limit))
+    line = only_error(cli("info", scan, "--memory-limit", limit))
     assert "argument --memory-limit" in line, line
 
 
@@ -38,7 +32,7 @@ def test_memory_limit_option_that_is_no_size(cli: Cli, scan: Path, limit: str) -
 def test_memory_limit_environment_that_is_no_size(cli: Cli, scan: Path, monkeypatch: pytest.MonkeyPatch,
                                                   limit: str) -> None:
     monkeypatch.setenv("AFM_SR_MEMORY_LIMIT", limit)
-    line = _only(cli("info", scan))
+    line = only_error(cli("info", scan))
     assert "AFM_SR_MEMORY_LIMIT" in line and repr(limit) in line, line
 
 
@@ -50,10 +44,10 @@ def test_api_memory_limit_beyond_any_machine(scan: Path, limit: object) -> None:
         read(scan, memory_limit=limit)  # type: ignore[arg-type]
 
 
-def test_default_output_name_too_long_is_refused_first(tmp_path: Path, cli: Cli, tiny_model: Path,
-                                                       no_work: None) -> None:
+@pytest.mark.usefixtures("no_work")
+def test_default_output_name_too_long_is_refused_first(tmp_path: Path, cli: Cli, tiny_model: Path) -> None:
     src = write_npy(tmp_path / ("s" * 250 + ".npy"), surface())  # a 254-byte name; its output, + "_x4.gwy", is 257
-    line = _only(cli("enhance", src, "--model", tiny_model, "--device", "cpu"))
+    line = only_error(cli("enhance", src, "--model", tiny_model, "--device", "cpu"))
     assert "257 bytes long, more than the 255" in line, line
 
 
@@ -71,9 +65,10 @@ def test_output_names_at_the_limit_are_written(tmp_path: Path, cli: Cli, tiny_mo
 @pytest.mark.parametrize(("name", "extra"), [("o" * 252 + ".gwy", []), ("é" * 126 + ".gwy", []),
                                              ("o" * 251 + ".npy", []),  # its sidecar, .json, is 256 bytes
                                              ("o" * 245 + ".gwy", ["--preview"])])  # +"_preview.png": 257
+@pytest.mark.usefixtures("no_work")
 def test_output_names_past_the_limit_are_refused_first(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path,
-                                                       no_work: None, name: str, extra: list[str]) -> None:
-    line = _only(cli("enhance", scan, "-o", tmp_path / name, "--model", tiny_model, "--device", "cpu", *extra))
+                                                       name: str, extra: list[str]) -> None:
+    line = only_error(cli("enhance", scan, "-o", tmp_path / name, "--model", tiny_model, "--device", "cpu", *extra))
     assert "bytes long, more than the 255 this file system allows" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.json", "scan.npy"]
 
@@ -81,7 +76,7 @@ def test_output_names_past_the_limit_are_refused_first(tmp_path: Path, cli: Cli,
 def test_export_and_write_refuse_too_long_names(tmp_path: Path, cli: Cli, tiny_model: Path) -> None:
     from afm_sr.io import HeightMap, write
 
-    assert "256 bytes long" in _only(cli("export", tiny_model, tmp_path / ("w" * 244 + ".safetensors")))
+    assert "256 bytes long" in only_error(cli("export", tiny_model, tmp_path / ("w" * 244 + ".safetensors")))
     with pytest.raises(AFMFileError, match="256 bytes long"):
         write(HeightMap(surface(), 1e-8), tmp_path / ("h" * 252 + ".txt"))
     assert list(tmp_path.iterdir()) == []
@@ -95,8 +90,8 @@ def test_temp_folders_beside_a_long_name(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_path_component_too_long_is_one_line(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path,
-                                               no_work: None) -> None:
-    line = _only(cli("enhance", scan, "-o", tmp_path / ("d" * 300) / "out.gwy", "--model", tiny_model, "--device",
+@pytest.mark.usefixtures("no_work")
+def test_a_path_component_too_long_is_one_line(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path) -> None:
+    line = only_error(cli("enhance", scan, "-o", tmp_path / ("d" * 300) / "out.gwy", "--model", tiny_model, "--device",
                      "cpu"))
     assert "File name too long" in line, line

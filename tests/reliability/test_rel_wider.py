@@ -4,21 +4,14 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rel_support import CliResult, error_lines, surface, write_npy
+from rel_support import CliResult, only_error, small_tmpfs, surface, write_npy
 
 Cli = Callable[..., CliResult]
 
-
-def _only(result: CliResult) -> str:
-    """The one error line of a failed call (exit 2, no traceback)."""
-    assert result.code == 2 and "Traceback" not in result.err, result
-    assert len(error_lines(result.err)) == 1 and result.err.count("\n") == 1, result.err
-    return error_lines(result.err)[0]
 
 
 @pytest.fixture
@@ -32,48 +25,41 @@ def test_force_never_replaces_a_pipe_or_device(tmp_path: Path, cli: Cli, tiny_mo
     """``-o /dev/null --force`` as root would have replaced the device node with a regular file."""
     fifo = tmp_path / "fifo.gwy"
     os.mkfifo(fifo)
-    line = _only(cli("enhance", scan, "-o", fifo, "--force", "--scale", "2", "--model", tiny_model, "--device", "cpu"))
+    line = only_error(cli("enhance", scan, "-o", fifo, "--force", "--scale", "2", "--model", tiny_model, "--device",
+                          "cpu"))
     assert "is not a regular file (a device, pipe or socket)" in line, line
     assert fifo.is_fifo()
-    assert "is not a regular file" in _only(cli("export", tiny_model, fifo, "--force"))
+    assert "is not a regular file" in only_error(cli("export", tiny_model, fifo, "--force"))
 
 
 def test_a_line_break_in_a_name_keeps_the_error_on_one_line(tmp_path: Path, cli: Cli) -> None:
     bad = tmp_path / "bro\nken.npy"
     bad.write_bytes(b"not numpy")
-    line = _only(cli("info", bad))
+    line = only_error(cli("info", bad))
     assert "bro\\nken.npy" in line, line
 
 
 def test_a_seed_past_64_bits_is_one_line(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path) -> None:
-    line = _only(cli("enhance", scan, "-o", tmp_path / "o.gwy", "--scale", "2", "--adapt", "--seed", str(2**70),
+    line = only_error(cli("enhance", scan, "-o", tmp_path / "o.gwy", "--scale", "2", "--adapt", "--seed", str(2**70),
                      "--model", tiny_model, "--device", "cpu"))
     assert f"seed {2**70} is out of range" in line, line
     assert not (tmp_path / "o.gwy").exists()
 
 
 def test_a_file_system_out_of_inodes_says_so(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path) -> None:
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=3", "tmpfs", str(disk)],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip("cannot mount a tmpfs here")
-    try:
+    with small_tmpfs(tmp_path / "disk", "size=1m,nr_inodes=3") as disk:
         (disk / "a").mkdir()
         (disk / "b").mkdir()
         for out in (disk / "a" / "o.gwy", disk / "new" / "folder" / ""):
-            line = _only(cli("enhance", scan, "-o", out, "--scale", "2", "--no-adapt", "--model", tiny_model,
-                             "--device", "cpu"))
+            line = only_error(cli("enhance", scan, "-o", out, "--scale", "2", "--no-adapt", "--model", tiny_model,
+                                  "--device", "cpu"))
             assert "the disk is full: it has no free inodes left" in line, line
         assert sorted(p.name for p in disk.rglob("*")) == ["a", "b"]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 @pytest.mark.usefixtures("no_work")
 def test_an_output_format_nobody_writes_is_refused_before_the_work(tmp_path: Path, cli: Cli, tiny_model: Path,
                                                                     scan: Path) -> None:
-    line = _only(cli("enhance", scan, "-o", tmp_path / "out.v2", "--preview", "--model", tiny_model, "--device", "cpu"))
+    line = only_error(cli("enhance", scan, "-o", tmp_path / "out.v2", "--preview", "--model", tiny_model, "--device",
+                          "cpu"))
     assert "cannot write '.v2' files" in line, line
