@@ -50,6 +50,8 @@ _WRITE_CAUSES = {
                  "largest file this file system holds); raise the limit or write to another disk",
     errno.EIO: "an input/output error on the disk (a failing disk, or a network share that went away?); check the "
                "disk, then write again",
+    errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (255 bytes a name, 4096 the "
+                        "whole path); give a shorter one",
 }
 
 
@@ -64,8 +66,8 @@ def name_max(folder: Path) -> int:
 def _blocking_file(folder: Path) -> Path | None:
     """The nearest existing ancestor of ``folder`` (itself included) if it is a file, not a folder."""
     for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
+        if os.path.exists(candidate):  # (False, not an OSError, for a name too long to look up)
+            return None if os.path.isdir(candidate) else candidate
     return None
 
 
@@ -254,7 +256,7 @@ def _errno_of(exc: BaseException) -> int | None:
 
 def _space(folder: Path) -> tuple[int | None, int | None]:
     """Free bytes and free inodes an unprivileged user may still use on ``folder``'s file system (None: unknown)."""
-    existing = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+    existing = next((p for p in (folder, *folder.parents) if os.path.exists(p)), folder)
     try:
         info = os.statvfs(existing)
     except (OSError, AttributeError):  # (no statvfs on Windows)

@@ -95,3 +95,10 @@ def test_a_path_component_too_long_is_one_line(tmp_path: Path, cli: Cli, tiny_mo
     line = only_error(cli("enhance", scan, "-o", tmp_path / ("d" * 300) / "out.gwy", "--model", tiny_model, "--device",
                      "cpu"))
     assert "File name too long" in line, line
+
+
+@pytest.mark.usefixtures("no_work")
+def test_an_output_folder_name_too_long_is_one_line(tmp_path: Path, cli: Cli, tiny_model: Path, scan: Path) -> None:
+    line = only_error(cli("enhance", scan, "-o", tmp_path / ("d" * 300) / "x" / "", "--model", tiny_model, "--device",
+                          "cpu"))
+    assert "cannot create the folder (File name too long); a name in the path is longer" in line, line
