@@ -17,6 +17,7 @@ all publish through ``write_atomically``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -25,7 +26,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from afm_sr.errors import AFMFileError, OutputExistsError
+from afm_sr.errors import AFMFileError, AFMSRError, OutputExistsError
 
 try:
     import fcntl
@@ -37,13 +38,36 @@ Fill = Callable[[Path], None]
 _TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{12}\.part")
 _TEMP_FOLDER, _FOLDER_LOCK = re.compile(r"\..+\.[0-9a-f]{12}\.tmp"), ".lock"
 WRITE_HINT = "is the folder writable and is there space left on the disk?"
+#: Longest file name (bytes) assumed where the file system does not say (Linux, macOS and Windows allow 255).
+NAME_MAX = 255
+#: Free space (bytes) under which a failed write is blamed on a full disk when the error itself does not say why.
+FULL_DISK_FREE = 1 << 20
+#: What a write failure with one of these error numbers means for the user, and what to do.
+_WRITE_CAUSES = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "your disk quota is exhausted; delete some of your files or write to another disk",
+    errno.EFBIG: "the file is larger than this process may write (the shell's file-size limit, ulimit -f, or the "
+                 "largest file this file system holds); raise the limit or write to another disk",
+    errno.EIO: "an input/output error on the disk (a failing disk, or a network share that went away?); check the "
+               "disk, then write again",
+    errno.ENAMETOOLONG: "a name in the path is longer than the file system allows (255 bytes a name, 4096 the "
+                        "whole path); give a shorter one",
+}
+
+
+def name_max(folder: Path) -> int:
+    """Longest file name in bytes that ``folder``'s file system allows (NAME_MAX where it cannot be asked)."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return NAME_MAX
 
 
 def _blocking_file(folder: Path) -> Path | None:
     """The nearest existing ancestor of ``folder`` (itself included) if it is a file, not a folder."""
     for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            return None if candidate.is_dir() else candidate
+        if os.path.exists(candidate):  # (False, not an OSError, for a name too long to look up)
+            return None if os.path.isdir(candidate) else candidate
     return None
 
 
@@ -57,17 +81,29 @@ def _occupied(path: Path, detail: str = "") -> OutputExistsError:
 def check_destination(path: Path, overwrite: bool) -> None:
     """Refuse an output path that cannot or may not be written, saying why (before any work is done).
 
-    Raises OutputExistsError for an existing file or link without ``overwrite``, AFMFileError for a folder in the
-    way, a parent that is a file, or a parent folder that does not exist.
+    Raises OutputExistsError for an existing file or link without ``overwrite``, AFMFileError for a name longer
+    than the file system allows, a device, pipe or socket (even with ``overwrite``), a folder in the way, a parent
+    that is a file, or a parent folder that does not exist.
     """
-    if path.is_dir():
-        raise AFMFileError(path, "is a folder; give a file name (or a folder as -o for several inputs)")
-    if (path.exists() or path.is_symlink()) and not overwrite:
-        raise _occupied(path)
-    if not path.parent.is_dir():
-        blocker = _blocking_file(path.parent)
-        raise AFMFileError(path, f"{blocker} is a file, not a folder" if blocker is not None else
-                           f"the folder {path.parent} does not exist; create it first")
+    longest = name_max(path.parent)
+    if len(os.fsencode(path.name)) > longest:
+        raise AFMFileError(path, f"the file name is {len(os.fsencode(path.name))} bytes long, more than the {longest} "
+                                 "this file system allows; give a shorter output name")
+    try:
+        if path.is_dir():
+            raise AFMFileError(path, "is a folder; give a file name (or a folder as -o for several inputs)")
+        if path.exists() and not path.is_symlink() and not path.is_file():  # /dev/null, a FIFO, a socket
+            raise AFMFileError(path, "is not a regular file (a device, pipe or socket); afm-sr writes only regular "
+                                     "files and never replaces anything else, so give a file name")
+        if (path.exists() or path.is_symlink()) and not overwrite:
+            raise _occupied(path)
+        if not path.parent.is_dir():
+            blocker = _blocking_file(path.parent)
+            raise AFMFileError(path, f"{blocker} is a file, not a folder" if blocker is not None else
+                               f"the folder {path.parent} does not exist; create it first")
+    except (OSError, ValueError) as exc:  # a name too long for the file system, a NUL byte, a folder we may not enter
+        raise AFMFileError(path, f"cannot be written there ({type(exc).__name__}: {exc}); give a shorter or "
+                                 "plainer output name, in a folder you may enter") from exc
 
 
 def make_folder(folder: Path) -> None:
@@ -78,8 +114,8 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise AFMFileError(folder, f"cannot create the folder ({exc.strerror or exc}); is the location writable "
-                                   "(not a read-only file system)?") from exc
+        cause = _cause(exc.errno, folder) or "is the location writable (not a read-only file system)?"
+        raise AFMFileError(folder, f"cannot create the folder ({exc.strerror or exc}); {cause}") from exc
 
 
 @contextlib.contextmanager
@@ -132,7 +168,7 @@ def temp_folder(beside: Path) -> Iterator[Path]:
     For outputs that are whole folders (published with one rename by the caller). A process killed outright
     leaves the folder behind, unlocked: ``remove_stale_temp_folders`` on the parent deletes it later.
     """
-    tmp = beside.with_name(f".{beside.name}.{secrets.token_hex(6)}.tmp")
+    tmp = _hidden_beside(beside, ".tmp")
     tmp.mkdir()
     fd = os.open(tmp / _FOLDER_LOCK, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -150,6 +186,19 @@ def remove_stale_temp_folders(folder: Path) -> list[Path]:
                   functools.partial(shutil.rmtree, ignore_errors=True))
 
 
+def _hidden_beside(path: Path, suffix: str) -> Path:
+    """A new name ``.NAME.<12 hex><suffix>`` beside ``path``, NAME cut short so it never passes the name limit.
+
+    Any name legal as the final output therefore has a legal temp name; the sweep patterns still match it.
+    """
+    tag = f".{secrets.token_hex(6)}{suffix}"
+    room = name_max(path.parent) - len(os.fsencode(f".{tag}"))
+    name = path.name
+    while len(os.fsencode(name)) > room:
+        name = name[:-1]
+    return path.with_name(f".{name}{tag}")
+
+
 def _temp_beside(path: Path) -> tuple[Path, int]:
     """Create an empty hidden temp file next to ``path`` and lock it; return it and the descriptor holding the lock.
 
@@ -157,7 +206,7 @@ def _temp_beside(path: Path) -> tuple[Path, int]:
     the lock (it looks stale for that instant), another name is tried.
     """
     while True:
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+        tmp = _hidden_beside(path, ".part")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         if fcntl is None:
             return tmp, fd
@@ -185,12 +234,73 @@ def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
         os.replace(tmp, path)
 
 
+def _errno_of(exc: BaseException) -> int | None:
+    """The error number behind a failed write: an OSError's, or one a library names only in its message.
+
+    safetensors says ``I/O error: No space left on device (os error 28)``; torch and others wrap the OSError.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno:
+            return seen.errno
+        text = str(seen)
+        number = re.search(r"os error (\d+)|\[Errno (\d+)\]", text)
+        if number:
+            return int(number.group(1) or number.group(2))
+        for code in (*_WRITE_CAUSES, errno.EROFS, errno.EACCES):
+            if os.strerror(code) in text:
+                return code
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _space(folder: Path) -> tuple[int | None, int | None]:
+    """Free bytes and free inodes an unprivileged user may still use on ``folder``'s file system (None: unknown)."""
+    existing = next((p for p in (folder, *folder.parents) if os.path.exists(p)), folder)
+    try:
+        info = os.statvfs(existing)
+    except (OSError, AttributeError):  # (no statvfs on Windows)
+        return None, None
+    return info.f_bavail * info.f_frsize, info.f_favail
+
+
+def _cause(code: int | None, folder: Path) -> str | None:
+    """The words for a write into ``folder`` failing with error number ``code``; None where they name no cause."""
+    if code == errno.ENOSPC:
+        free, inodes = _space(folder)
+        if inodes == 0:
+            return "the disk is full: it has no free inodes left (too many files; ENOSPC); delete files or write to " \
+                   "another disk"
+        left = "" if free is None else f", {free / 2**20:.1f} MiB free"
+        return f"the disk is full (ENOSPC{left}); free some space or write to another disk"
+    return f"{_WRITE_CAUSES[code]} ({errno.errorcode[code]})" if code in _WRITE_CAUSES else None
+
+
+def write_failure(path: Path, exc: BaseException) -> AFMFileError:
+    """The one error for a failed write of ``path``: the cause in words (disk full, quota, file size limit, I/O).
+
+    Libraries report a full disk in their own ways (safetensors' SafetensorError, NumPy's short write "65536
+    requested and 51168 written", torch's RuntimeError); where the error says no cause, nearly no free space left
+    on the file system is taken as the cause.
+    """
+    code = _errno_of(exc)
+    free = _space(path.parent)[0]
+    if code is None and free is not None and free < FULL_DISK_FREE:
+        code = errno.ENOSPC
+    cause = _cause(code, path.parent)
+    detail = f"{type(exc).__name__}: {exc}"
+    if cause is not None:
+        return AFMFileError(path, f"could not write it: {cause} ({detail})")
+    return AFMFileError(path, f"could not write it ({detail}); {WRITE_HINT}")
+
+
 def write_atomically(outputs: dict[Path, Fill], overwrite: bool) -> None:
     """Call each ``fill(tmp)`` on a temp file next to its output, then publish them all; clean up on failure.
 
     Without ``overwrite``, outputs already published by this call are removed again if a later one fails
     (or a signal stops it), so the caller finds either every file or none. Stale temp files of killed writers
-    in the target folders are removed first. An OSError becomes AFMFileError naming the output.
+    in the target folders are removed first. Any other exception (a library's own write error included) becomes
+    AFMFileError naming the output and the cause (``write_failure``); afm-sr's errors and signals pass unchanged.
     """
     temps: dict[Path, tuple[Path, int]] = {}
     published: list[Path] = []
@@ -207,8 +317,8 @@ def write_atomically(outputs: dict[Path, Fill], overwrite: bool) -> None:
     except BaseException as exc:
         for path in published if not overwrite else ():
             path.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise AFMFileError(current, f"could not write it ({type(exc).__name__}: {exc}); {WRITE_HINT}") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, AFMSRError | MemoryError):
+            raise write_failure(current, exc) from exc
         raise
     finally:
         for tmp, fd in temps.values():

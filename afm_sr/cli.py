@@ -10,6 +10,7 @@ import argparse
 import glob
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import NoReturn
 from afm_sr.atomic import check_destination, make_folder
 from afm_sr.choices import ADAPT_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
-from afm_sr.io import WRITERS, FileInfo, describe, read, reserve_write, write
+from afm_sr.io import WRITERS, FileInfo, check_output, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
 from afm_sr.io.budget import parse_size
 from afm_sr.io.heightmap import check_pixel_size
@@ -78,14 +79,19 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
                              f"${MEMORY_ENV}, else half of the available memory)")
 
 
+#: A file name may hold line breaks; in an error line they are shown escaped, so it stays one line.
+_ONE_LINE = str.maketrans({"\n": "\\n", "\r": "\\r"})
+
+
 def _error_line(exc: BaseException, subject: object = None) -> str:
     """The one ``afm-sr: error:`` line for ``exc``; ``subject`` (an input file) leads where the message names none."""
     if isinstance(exc, OutputExistsError):
-        return f"afm-sr: error: {exc.advice('--force')}"
+        return f"afm-sr: error: {exc.advice('--force')}".translate(_ONE_LINE)
     text = (f"out of memory ({exc or type(exc).__name__}); free memory or lower --memory-limit so such work is "
             "refused before it starts") if isinstance(exc, MemoryError) else str(exc)
     named = isinstance(exc, AFMFileError) and exc.path is not None
-    return f"afm-sr: error: {text}" if named or subject is None else f"afm-sr: error: {subject}: {text}"
+    line = f"afm-sr: error: {text}" if named or subject is None else f"afm-sr: error: {subject}: {text}"
+    return line.translate(_ONE_LINE)
 
 
 def _pixels_and_size(shape: tuple[int, int], scan_size: tuple[float, float]) -> list[str]:
@@ -184,11 +190,12 @@ INPUT, OUTPUT = ("is an input of this run: afm-sr never writes over its inputs, 
                  "is also the output of an earlier input of this run; give -o a folder or rename the inputs")
 
 
-def _claim(path: Path, force: bool, claimed: dict[Path, str]) -> Path:
-    """``path`` if this run may write it: writable, new (or ``--force``), not an input, not already an output."""
+def _claim(path: Path, force: bool, claimed: dict[Path, str],
+           check: Callable[[Path, bool], object] = check_output) -> Path:
+    """``path`` if ``check`` passes (a height-map format, writable, new or --force), not an input or earlier output."""
     if path.resolve() in claimed:
         raise AFMFileError(path, claimed[path.resolve()])
-    check_destination(path, force)
+    check(path, force)
     claimed[path.resolve()] = OUTPUT
     return path
 
@@ -206,7 +213,8 @@ def run_enhance(args: argparse.Namespace) -> int:
     failed = len(unmatched)
     for pattern in unmatched:
         print(f"afm-sr: error: {pattern}: no file matches", file=sys.stderr)
-    into_folder = args.output is not None and (len(files) > 1 or args.output.is_dir() or not args.output.suffix)
+    # os.path.isdir is False (no OSError) for a name too long to look up; _claim then says what is wrong with it
+    into_folder = args.output is not None and (len(files) > 1 or os.path.isdir(args.output) or not args.output.suffix)
     if into_folder and files:
         make_folder(args.output)
     claimed = dict.fromkeys((f.resolve() for f in files), INPUT)
@@ -217,7 +225,7 @@ def run_enhance(args: argparse.Namespace) -> int:
         for src in tqdm(files, desc="files", unit="file", disable=None, position=0):
             try:
                 dest = _claim(_destination(src, args, into_folder), args.force, claimed)
-                preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed)
+                preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed, check_destination)
                            if args.preview else None)
                 hm = read(src, args.channel, args.pixel_size, args.z_unit, args.memory_limit)
                 reserve_write(dest, (hm.shape[0] * args.scale, hm.shape[1] * args.scale), args.memory_limit)

@@ -324,6 +324,8 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
     degradation = pair_degradation(pairs or recipe.pairs)
     if steps < 0:
         raise InputError(f"adaptation steps {steps} must be 0 or more")
+    if not -(2**63) <= int(seed) < 2**64:  # torch's generator takes 64 bits; more was an OverflowError traceback
+        raise InputError(f"seed {seed} is out of range; give a whole number from 0 to 2**64 - 1")
     regions = pair_regions(z.shape, s, holdout)
     device = resolve_device(device)
     dtype = resolve_precision(precision, device)

@@ -1,6 +1,6 @@
 """Reading and writing AFM files as HeightMap objects (meters, pixel size, channel, metadata)."""
 
-from afm_sr.io.api import ChannelInfo, FileInfo, describe, list_channels, read, reserve_write, write
+from afm_sr.io.api import ChannelInfo, FileInfo, check_output, describe, list_channels, read, reserve_write, write
 from afm_sr.io.formats import FORMATS, Format
 from afm_sr.io.heightmap import HeightMap
 from afm_sr.io.writers import WRITERS
@@ -12,6 +12,7 @@ __all__ = [
            "FileInfo",
            "Format",
            "HeightMap",
+           "check_output",
            "describe",
            "list_channels",
            "read",

@@ -88,8 +88,8 @@ def _checked(path: Path, hm: HeightMap) -> HeightMap:
     if min(ny, nx) < MIN_SIDE:
         raise AFMFileError(path, f"channel {hm.channel!r} is {ny}x{nx} px; an image needs at least "
                                  f"{MIN_SIDE}x{MIN_SIDE}")
-    bad = int((~np.isfinite(hm.data)).sum())
-    if bad:
+    if value_problem(hm.data) is not None:  # min/max first: no full-size boolean arrays for a good image
+        bad = int(np.count_nonzero(~np.isfinite(hm.data)))
         raise AFMFileError(path, f"channel {hm.channel!r} has {bad} of {hm.data.size} values NaN or Inf "
                                  "(an unfinished scan?); crop or fill them, e.g. in Gwyddion, first")
     return hm
@@ -205,6 +205,20 @@ def reserve_write(path: PathLike, shape: tuple[int, int], memory_limit: MemoryLi
         reserve(ny * nx * (8 + extra), f"writing a {nx}x{ny} px {p.suffix} file", p, memory_limit)
 
 
+def check_output(path: PathLike, overwrite: bool = False) -> Path:
+    """``path`` as a Path if a height map may be written there (with its ``.npy`` sidecar); else AFMFileError.
+
+    A format ``write`` knows, then ``afm_sr.atomic.check_destination`` for each file: taken names, folders in the
+    way, names too long for the file system. Callers check before the work, so nothing is computed for nothing.
+    """
+    p = Path(path)
+    if p.suffix.lower() not in writers.WRITERS:
+        raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
+    for target in (p, *writers.companions(p)):
+        check_destination(target, overwrite)
+    return p
+
+
 def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: MemoryLimit = None) -> Path:
     """Write ``hm`` as .gwy, .tiff/.tif, .npy or Gwyddion-style .txt, atomically; returns the path.
 
@@ -217,12 +231,9 @@ def write(hm: HeightMap, path: PathLike, overwrite: bool = False, memory_limit: 
         If the suffix is not writable, the file exists and ``overwrite`` is false (OutputExistsError), the
         folder is missing or is a file, the heights cannot be stored, or writing fails.
     """
-    p = Path(path)
+    p = check_output(path, overwrite)
     suffix = p.suffix.lower()
-    writer = writers.WRITERS.get(suffix)
-    if writer is None:
-        raise AFMFileError(p, f"cannot write {p.suffix!r} files; use one of {sorted(writers.WRITERS)}")
-    check_destination(p, overwrite)
+    writer = writers.WRITERS[suffix]
     problem = value_problem(hm.data, float32=suffix in writers.FLOAT32_SUFFIXES)
     if problem:
         raise AFMFileError(p, f"not written: {problem}")

@@ -13,6 +13,7 @@ so that every channel of one file counts against the same limit.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ DEFAULT_FRACTION = 0.5
 FALLBACK_AVAILABLE = 4 << 30
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmgt]?)(?:i?b)?\s*", re.IGNORECASE)
+#: Largest limit accepted (1 EiB): more is no machine's memory, a typo such as 1e400 or a unit given twice.
+MAX_SIZE = 1 << 60
 #: How to raise the limit, for every message that refuses something.
 RAISE_HINT = f"raise the limit with --memory-limit SIZE (Python: memory_limit=SIZE) or {ENV}=SIZE, e.g. 16G"
 
@@ -37,7 +40,8 @@ RAISE_HINT = f"raise the limit with --memory-limit SIZE (Python: memory_limit=SI
 def parse_size(text: str | int) -> int:
     """Bytes from ``'512M'``, ``'4G'``, ``'1.5GiB'`` or a plain number (suffixes are powers of 1024).
 
-    Raises ValueError for anything else or a size under 1 MiB (surely a missing suffix).
+    Raises ValueError for anything else, a size under 1 MiB (surely a missing suffix) or over 1 EiB (1e400 would
+    overflow to infinity).
     """
     match = _SIZE.fullmatch(str(text))
     if match is None:
@@ -45,6 +49,8 @@ def parse_size(text: str | int) -> int:
     size = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if size < _UNITS["m"]:
         raise ValueError(f"{text!r} is under 1 MiB; did you forget the unit (e.g. 512M, 8G)?")
+    if not math.isfinite(size) or size > MAX_SIZE:
+        raise ValueError(f"{text!r} is more than 1 EiB, more memory than any machine has; give a real size, e.g. 64G")
     return int(size)
 
 

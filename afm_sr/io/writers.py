@@ -20,6 +20,11 @@ from afm_sr.io.readers.numpy_ import sidecar_path
 from afm_sr.io.readers.tiff import DESCRIPTION_KEY
 
 _CM = 1e-2
+_RATIONAL_MAX = 2**32 - 1
+#: float32 is kept where its rounding error stays under this share of the data's detail (see ``storage_dtype``).
+FLOAT32_TOLERANCE = 0.01
+#: Values per block while measuring that (bounds the memory the check takes).
+_BLOCK = 1 << 20
 
 
 def _plain_metadata(hm: HeightMap) -> dict[str, Any]:
@@ -33,6 +38,28 @@ def _sidecar(hm: HeightMap) -> dict[str, Any]:
             "z_unit": hm.z_unit, "metadata": _plain_metadata(hm)}
 
 
+def float32_suffices(data: np.ndarray) -> bool:
+    """Whether float32 keeps ``data``'s detail: its rounding error under 1% of the std of neighbour differences.
+
+    Heights of 1 km with nm detail round to one value in float32 (its step there is 61 um); a scan of a few um with
+    pm detail loses nothing. Measured in row blocks, so a large map costs no full-size copies.
+    """
+    rows = max(1, _BLOCK // max(1, data.shape[1]))
+    worst, count, total, squares = 0.0, 0, 0.0, 0.0
+    for start in range(0, data.shape[0], rows):
+        block = np.asarray(data[max(0, start - 1):start + rows], dtype=np.float64)  # one row of overlap for dy
+        worst = max(worst, float(np.max(np.abs(block - block.astype(np.float32)))))
+        for diff in (np.diff(block[1 if start else 0:], axis=1), np.diff(block, axis=0)):
+            count, total, squares = count + diff.size, total + float(diff.sum()), squares + float(np.square(diff).sum())
+    detail = np.sqrt(max(0.0, squares / count - (total / count) ** 2)) if count else 0.0
+    return worst <= FLOAT32_TOLERANCE * detail
+
+
+def storage_dtype(hm: HeightMap) -> type[np.floating]:
+    """float32 for .tiff/.npy where it keeps the data (``float32_suffices``), else float64: never lose it silently."""
+    return np.float32 if float32_suffices(hm.data) else np.float64
+
+
 def write_gwy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
     """Write a Gwyddion container with one data field, real x/y size in m and z unit (scale bars)."""
     width, height = hm.scan_size
@@ -43,30 +70,42 @@ def write_gwy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
 
 
 def write_tiff(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
-    """Float32 TIFF with the pixel size as resolution tags (px/cm) and as JSON in ImageDescription."""
-    data = hm.data.astype(np.float32)
+    """Float32 (float64 where float32 would lose detail) TIFF, pixel size as resolution tags (px/cm) and JSON."""
+    data = hm.data.astype(storage_dtype(hm), copy=False)
     resolution = (_CM / hm.pixel_size[0], _CM / hm.pixel_size[1])
+    # A TIFF rational holds at most 2**32 - 1 px/cm (pixels down to 2.3 pm); below that only the JSON keeps the size.
+    tags = ({"resolution": resolution, "resolutionunit": "CENTIMETER"} if max(resolution) < _RATIONAL_MAX
+            else {"resolutionunit": "NONE"})
     write_atomically({path: lambda tmp: tifffile.imwrite(tmp, data, description=json.dumps(_sidecar(hm)), metadata=None,
-                                                resolution=resolution, resolutionunit="CENTIMETER")}, overwrite)
+                                                         **tags)}, overwrite)
 
 
 def write_npy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
-    """Float32 ``.npy`` of heights in meters plus a ``<name>.json`` sidecar with the pixel size (both or neither)."""
+    """Float32 (float64 where float32 would lose detail) ``.npy`` in meters plus a JSON sidecar (both or neither)."""
     def fill(tmp: Path) -> None:
         with tmp.open("wb") as handle:
-            np.save(handle, hm.data.astype(np.float32))
+            np.save(handle, hm.data.astype(storage_dtype(hm), copy=False))
 
     write_atomically({path: fill, sidecar_path(path): lambda tmp: tmp.write_text(json.dumps(_sidecar(hm), indent=1),
                                                                         encoding="utf-8")}, overwrite)
 
 
 def write_txt(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
-    """Gwyddion's ASCII export layout: ``# Channel/Width/Height/Value units`` lines, then the matrix."""
+    """Gwyddion's ASCII export layout: ``# Channel/Width/Height/Value units`` lines, then the matrix.
+
+    9 significant digits (float32's precision) where they keep the data, else 17 (every float64 digit).
+    """
     width, height = hm.scan_size
     header = (f"Channel: {hm.channel}\nWidth: {width:.10g} m\nHeight: {height:.10g} m\n"
               f"Value units: {hm.z_unit}")
-    write_atomically({path: lambda tmp: np.savetxt(tmp, hm.data, fmt="%.9g", delimiter="\t", header=header,
+    fmt = "%.9g" if float32_suffices(hm.data) else "%.17g"
+    write_atomically({path: lambda tmp: np.savetxt(tmp, hm.data, fmt=fmt, delimiter="\t", header=header,
                                           comments="# ")}, overwrite)
+
+
+def companions(path: Path) -> list[Path]:
+    """The files a writer publishes together with ``path`` (the ``.npy`` sidecar), so they are checked up front too."""
+    return [sidecar_path(path)] if path.suffix.lower() == ".npy" else []
 
 
 #: Bytes per value a writer allocates beside the data while writing (measured: gwyfile serializes it four times).

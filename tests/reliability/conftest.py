@@ -52,6 +52,17 @@ def no_root() -> Iterator[None]:
     yield
 
 
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if an enhancement starts: a refusal must come before any computation."""
+    import afm_sr.infer
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the enhancement ran before the output was refused")
+
+    monkeypatch.setattr(afm_sr.infer, "enhance", refuse)
+
+
 @pytest.fixture(scope="module")
 def warm_readers() -> None:
     """Read one sample per format first, so the readers' lazy imports do not count as allocations of a refusal."""

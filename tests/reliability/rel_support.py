@@ -6,10 +6,13 @@ folder's conftest; the fixtures live in this folder's conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
 import threading
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -117,6 +120,32 @@ class CliResult:
 def error_lines(err: str) -> list[str]:
     """The ``afm-sr: error:`` lines of a captured stderr (progress bars and warnings dropped)."""
     return [line for line in err.splitlines() if line.startswith("afm-sr: error:")]
+
+
+def only_error(result: CliResult) -> str:
+    """The one error line of a failed call: exit 2, that line alone on stderr, no traceback."""
+    assert result.code == 2 and "Traceback" not in result.err, result
+    assert len(error_lines(result.err)) == 1 and result.err.count("\n") == 1, result.err
+    return error_lines(result.err)[0]
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted with ``options`` (``size=1m``, ``ro``, ``nr_inodes=3``) on the new ``folder``, unmounted after.
+
+    Skips the test with the reason where it cannot be mounted (not root, or no mount permission in a container).
+    """
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; the RLIMIT_FSIZE tests cover write failures without it")
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True,
+                         text=True, check=False)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode})")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 #: train.py/eval.py runs of the reliability tests are tiny: a shorter limit than the end-to-end tests'.

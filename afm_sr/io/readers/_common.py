@@ -79,19 +79,24 @@ def need_bytes(path: Path, available: int, needed: int) -> None:
 
 
 def scaled(data: np.ndarray, unit: str, pixel_size: tuple[float, float], channel: str, path: Path,
-           metadata: dict | None = None, gain: float = 1.0) -> HeightMap:
+           metadata: dict | None = None, gain: float = 1.0, owned: bool = False) -> HeightMap:
     """Wrap ``data`` x ``gain``, given in ``unit``, converted to SI (e.g. nm -> m) in float64; refuse complex data.
 
     The raw values become float64 before any multiplication: int32 counts and float32 values then keep every
     digit (to float64 rounding), where a product in the file's dtype rounds to float32 (NumPy keeps float32 when
-    multiplying by a Python float) and would lose counts above 2**24 (tests/io/test_io_scaled.py).
+    multiplying by a Python float) and would lose counts above 2**24 (tests/io/test_io_scaled.py). One float64
+    array is made and scaled in place; ``owned``: ``data`` is a float64 array nobody else holds, scaled without
+    any copy (a large image then costs one array, not three).
     """
     if np.iscomplexobj(data):
         raise AFMFileError(path, f"channel {channel!r} holds complex numbers ({np.asarray(data).dtype}); heights "
                                  "must be real: save the real part or the magnitude (numpy.real / numpy.abs) instead")
     factor, base = split_unit(unit)
-    return HeightMap(np.asarray(data, dtype=np.float64) * (gain * factor), pixel_size, channel=channel,
-                     z_unit=base, source=path, metadata=dict(metadata or {}))
+    owned = owned and isinstance(data, np.ndarray) and data.dtype == np.float64 and data.flags.writeable
+    heights = data if owned else np.array(data, dtype=np.float64)
+    if gain * factor != 1.0:
+        heights *= gain * factor
+    return HeightMap(heights, pixel_size, channel=channel, z_unit=base, source=path, metadata=dict(metadata or {}))
 
 
 def lazy_import(module: str, fmt: str) -> ModuleType:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,8 @@ MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 #: The key afm-sr puts in its ImageDescription JSON, so foreign JSON descriptions are not misread.
 DESCRIPTION_KEY = "afm_sr"
 _PARK_DATA, _PARK_HEADER = 50434, 50435
+#: TIFF compression codes of deflate (zlib), and the compressed bytes read (and inflated) per step.
+_DEFLATE, _PIECE = (8, 32946), 1 << 20
 _PARK_DTYPES = {0: "<i2", 1: "<i4", 2: "<f4"}
 
 
@@ -101,6 +104,67 @@ def _park(path: Path, page: tifffile.TiffPage) -> HeightMap:
                   {"head_mode": _utf16(header, 68, 84)}, gain=gain)
 
 
+def _inflated(page: tifffile.TiffPage) -> np.ndarray | None:
+    """A one-strip deflated page (no predictor) inflated piece by piece into float64; None for any other page.
+
+    zlib would otherwise return the whole strip as one bytes object, which tifffile then copies into an array:
+    two full copies before afm-sr's own. Anything unexpected (damaged data, a short strip) returns None, so
+    ``asarray`` decodes the page and reports the damage as it always did.
+    """
+    if (page.compression not in _DEFLATE or page.predictor != 1 or page.fillorder != 1 or page.is_tiled
+            or len(page.shape) != 2 or page.dtype is None or page.bitspersample != 8 * page.dtype.itemsize):
+        return None
+    dtype = np.dtype(page.dtype).newbyteorder(page.parent.byteorder)
+    (ny, nx), row = page.shape, page.shape[1] * dtype.itemsize
+    out = np.empty((ny, nx), np.float64)
+    inflater, pending, done = zlib.decompressobj(), bytearray(), 0
+    handle = page.parent.filehandle
+    handle.seek(page.dataoffsets[0])
+    left = page.databytecounts[0]
+    try:
+        while done < ny:
+            if inflater.unconsumed_tail:
+                pending += inflater.decompress(inflater.unconsumed_tail, _PIECE)
+            elif left > 0:
+                data = handle.read(min(_PIECE, left))
+                left -= len(data)
+                pending += inflater.decompress(data, _PIECE)
+            else:
+                return None
+            rows = min(len(pending) // row, ny - done)
+            out[done:done + rows] = np.frombuffer(pending, dtype, count=rows * nx).reshape(rows, nx)
+            del pending[:rows * row]
+            done += rows
+    except zlib.error:
+        return None
+    return out
+
+
+def _float64(page: tifffile.TiffPage) -> np.ndarray:
+    """The page's values as a new float64 array, decoded strip by strip (or tile by tile) straight into it.
+
+    tifffile's ``asarray`` decodes into an array of the file's dtype, which the float64 conversion then copies (a
+    float32 image three times over at the peak); here only one strip at a time exists in the file's dtype. A page
+    stored as one deflated strip is inflated a few MiB at a time (``_inflated``); other single-piece pages are
+    decoded by ``asarray`` in one go.
+    """
+    key = page.keyframe
+    if len(page.dataoffsets) < 2:
+        inflated = _inflated(page) if len(page.dataoffsets) == 1 else None
+        return inflated if inflated is not None else np.asarray(page.asarray(), dtype=np.float64)
+    out = np.empty(key.shaped, np.float64)
+
+    def place(decoded: tuple) -> None:
+        segment, (s, d, h, w, _), shape = decoded
+        target = out[s, d:d + shape[0], h:h + shape[1], w:w + shape[2]]
+        target[...] = key.nodata if segment is None else segment[:key.imagedepth - d, :key.imagelength - h,
+                                                                 :key.imagewidth - w]
+
+    for _ in page.segments(func=place, sort=True, maxworkers=1, buffersize=_PIECE):
+        pass
+    return out.reshape(page.shape)
+
+
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
     """Each page that is a 2-D image, with the pixel size from afm-sr's description or from ``hints``."""
     maps = []
@@ -122,6 +186,6 @@ def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
                 pixel = (float(info["pixel_size_m"][0]), float(info["pixel_size_m"][1]))
             else:
                 pixel = hinted_pixel_size(path, hints, "this TIFF does not record its pixel size in meters")
-            maps.append(scaled(page.asarray(), info.get("z_unit") or hints.z_unit or "m", pixel,
-                               info.get("channel", f"Page {k}"), path, info.get("metadata", {})))
+            maps.append(scaled(_float64(page), info.get("z_unit") or hints.z_unit or "m", pixel,
+                               info.get("channel", f"Page {k}"), path, info.get("metadata", {}), owned=True))
     return maps
