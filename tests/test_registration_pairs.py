@@ -50,3 +50,21 @@ def test_ncc_map_is_one_where_the_template_was_cut(surface):
     assert np.unravel_index(np.argmax(scores), scores.shape) == (40, 70)
     assert scores.max() == pytest.approx(1.0)
     assert np.all(np.abs(scores) <= 1 + 1e-9)
+
+
+def test_a_zoom_hanging_over_the_scans_edge_is_found_with_its_coverage(surface):
+    truth_fine = Window((-45.0, 330.5), 1.0, 0.0)  # a quarter of the zoom lies above the scanned area
+    rows, cols = np.meshgrid(np.arange(180.0), np.arange(180.0), indexing="ij")
+    zoom = ndimage.map_coordinates(surface, truth_fine.to_coarse(rows, cols), order=3, mode="reflect")
+    fit = locate_window(coarse_scan(surface), zoom, step=1 / RATIO)
+    ys, xs = fit.window.to_coarse(rows, cols)
+    ty, tx = truth_fine.to_coarse(rows, cols)
+    assert np.hypot(ys - (ty - 1) / RATIO, xs - (tx - 1) / RATIO).max() * RATIO < 0.5
+    assert fit.coverage == pytest.approx(0.75, abs=0.05)
+
+
+def test_ncc_map_over_the_edge_scores_the_overlap_only(surface):
+    template = surface[0:40, 0:40]
+    scores = ncc_map(surface[10:, 10:], template, min_overlap=0.5)  # the template's best place starts at (-10, -10)
+    assert np.unravel_index(np.argmax(scores), scores.shape) == (39 - 10, 39 - 10)
+    assert scores.max() == pytest.approx(1.0)

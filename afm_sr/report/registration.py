@@ -21,7 +21,7 @@ import torch
 from scipy import ndimage, optimize, signal
 
 from afm_sr.degrade import imresize
-from afm_sr.preprocess import level
+from afm_sr.preprocess import plane_level
 
 
 def _upsampled_dft(spectrum: np.ndarray, size: int, factor: int, offsets: np.ndarray) -> np.ndarray:
@@ -123,27 +123,36 @@ class WindowFit:
     coverage: float
 
 
-def ncc_map(image: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """Normalized cross-correlation of ``template`` at every position where it lies wholly inside ``image``.
+def ncc_map(image: np.ndarray, template: np.ndarray, min_overlap: float = 1.0) -> np.ndarray:
+    """Normalized cross-correlation of ``template`` at every position where it overlaps ``image`` enough.
 
-    Entry (i, j) is the Pearson correlation of ``template`` with ``image[i:i+th, j:j+tw]`` (0 where that
-    patch is flat), computed with FFTs and running sums (Lewis, 'Fast normalized cross-correlation', 1995).
+    With ``min_overlap`` 1 entry (i, j) is the Pearson correlation of ``template`` with
+    ``image[i:i+th, j:j+tw]`` (Lewis, 'Fast normalized cross-correlation', 1995). Below 1 the template may
+    hang over the image's edges: entry (i, j) is then its top-left corner at (i - th + 1, j - tw + 1), and
+    the correlation is taken over the overlap only (Padfield, 'Masked object registration in the Fourier
+    domain', 2012), -1 where the overlap is under ``min_overlap`` of the template. 0 where a patch is flat.
     """
     img, tpl = np.asarray(image, dtype=np.float64), np.asarray(template, dtype=np.float64)
     th, tw = tpl.shape
-    if th > img.shape[0] or tw > img.shape[1]:
+    pad = (th - 1, tw - 1) if min_overlap < 1 else (0, 0)
+    if not pad[0] and (th > img.shape[0] or tw > img.shape[1]):
         raise ValueError(f"a {th}x{tw} template does not fit in a {img.shape[0]}x{img.shape[1]} image")
+    mask = np.pad(np.ones_like(img), [(p, p) for p in pad])
+    img = np.pad(img - img.mean(), [(p, p) for p in pad])
     tpl = tpl - tpl.mean()
-    num = signal.fftconvolve(img, tpl[::-1, ::-1], mode="valid")
 
-    def window_sum(a: np.ndarray) -> np.ndarray:
-        c = np.pad(a, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-        return c[th:, tw:] - c[:-th, tw:] - c[th:, :-tw] + c[:-th, :-tw]
+    def corr(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return signal.fftconvolve(a, t[::-1, ::-1], mode="valid")
 
-    n = th * tw
-    var = np.clip(window_sum(img**2) - window_sum(img) ** 2 / n, 0.0, None)
-    den = np.sqrt(var) * math.sqrt(float((tpl**2).sum()))
-    return np.where(den > 1e-12 * max(float(den.max()), 1e-300), num / np.where(den > 0, den, 1.0), 0.0)
+    ones = np.ones_like(tpl)
+    n = np.maximum(np.rint(corr(mask, ones)), 1.0)
+    s_i, s_t = corr(img, ones), corr(mask, tpl)
+    cov = corr(img, tpl) - s_i * s_t / n
+    var_i = np.clip(corr(img**2, ones) - s_i**2 / n, 0.0, None)
+    var_t = np.clip(corr(mask, tpl**2) - s_t**2 / n, 0.0, None)
+    den = np.sqrt(var_i * var_t)
+    scores = np.where(den > 1e-12 * max(float(den.max()), 1e-300), cov / np.where(den > 0, den, 1.0), 0.0)
+    return np.where(n >= min_overlap * th * tw - 0.5, np.clip(scores, -1.0, 1.0), -1.0)
 
 
 def _zoom_coordinates(zoom_shape: tuple[int, int], template_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -154,18 +163,23 @@ def _zoom_coordinates(zoom_shape: tuple[int, int], template_shape: tuple[int, in
     return np.meshgrid(rows, cols, indexing="ij")
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equally long vectors (0 when one is flat)."""
-    a, b = a - a.mean(), b - b.mean()
+def _plane_free_correlation(a: np.ndarray, b: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
+    """Correlation of ``a`` and ``b`` after a least-squares plane in (rows, cols) is taken out of each.
+
+    A zoom is levelled on its own while the coarse patch keeps the local slope of the surface: without
+    taking the plane out of both, that slope lowers and biases the match.
+    """
+    q, _ = np.linalg.qr(np.stack([np.ones_like(rows), rows, cols], axis=1))
+    a, b = a - q @ (q.T @ a), b - q @ (q.T @ b)
     den = math.sqrt(float((a**2).sum() * (b**2).sum()))
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
 def _refine(coefs: np.ndarray, template: np.ndarray, grid: tuple[np.ndarray, np.ndarray], start: Window,
             rotate: bool) -> tuple[Window, float]:
-    """Maximise the NCC of ``template`` with the coarse scan sampled (cubic spline) on the window's grid."""
+    """Maximise the correlation (planes taken out) of ``template`` with the coarse scan sampled on the window."""
     ny, nx = coefs.shape
-    flat = template.ravel()
+    flat, grid_rows, grid_cols = template.ravel(), grid[0].ravel(), grid[1].ravel()
 
     def unpack(p: np.ndarray) -> Window:
         return Window((float(p[0]), float(p[1])), start.step * math.exp(float(p[2])), float(p[3]) if rotate else 0.0)
@@ -177,7 +191,7 @@ def _refine(coefs: np.ndarray, template: np.ndarray, grid: tuple[np.ndarray, np.
             return 1.0
         sampled = ndimage.map_coordinates(coefs, [ys.ravel()[inside], xs.ravel()[inside]], order=3,
                                           prefilter=False)
-        return -_pearson(flat[inside], sampled)
+        return -_plane_free_correlation(flat[inside], sampled, grid_rows[inside], grid_cols[inside])
 
     p0 = np.array([*start.origin, 0.0, start.angle_deg] if rotate else [*start.origin, 0.0])
     simplex = p0 + np.diag([0.5, 0.5, 0.01, 0.5][: p0.size])
@@ -189,36 +203,38 @@ def _refine(coefs: np.ndarray, template: np.ndarray, grid: tuple[np.ndarray, np.
 
 def locate_window(coarse: np.ndarray, zoom: np.ndarray, step: float, prior: tuple[float, float] | None = None,
                   radius: float | None = None, scale_errors: tuple[float, ...] = (0.94, 0.97, 1.0, 1.03, 1.06),
-                  rotate: bool = True) -> WindowFit:
+                  rotate: bool = True, min_overlap: float = 0.6) -> WindowFit:
     """Find where ``zoom`` (finer pixels, ``step`` coarse pixels per zoom pixel) lies inside ``coarse``.
 
-    Both scans are plane- and row-levelled, the zoom is downscaled to the coarse pixel size by MATLAB bicubic
-    (``afm_sr.degrade.imresize``) at each of ``scale_errors`` times the nominal ``step``, and its normalized
+    Both scans are plane-levelled (row alignment would change them differently), the zoom is downscaled to the
+    coarse pixel size by MATLAB bicubic (``afm_sr.degrade.imresize``) at each of ``scale_errors`` times the
+    nominal ``step``, and its normalized
     cross-correlation over the coarse scan picks the integer position and scale; the position (to a fraction
     of a pixel), scale and (with ``rotate``) angle are then refined by maximising the correlation with the
     coarse scan sampled by cubic splines. ``prior`` (coarse row, col of the zoom's centre, e.g. from scan
-    offsets in the files' metadata) with ``radius`` (coarse px) limits the search. ``runner_up`` is the best
+    offsets in the files' metadata) with ``radius`` (coarse px) limits the search. The zoom may hang over the
+    scan's edge by up to 1 - ``min_overlap`` of its area (``coverage`` says how much). ``runner_up`` is the best
     correlation at least a template's half-size away from the peak: close to ``ncc`` means an ambiguous match.
     """
-    c = level(coarse, plane=True, rows=True)
-    z = level(zoom, plane=True, rows=True)
+    c, z = plane_level(coarse), plane_level(zoom)
     if step <= 0 or step >= 1:
         raise ValueError(f"a zoom has finer pixels than the scan it zooms into: step {step} must lie in (0, 1)")
     zt = torch.from_numpy(z)
     best: tuple[float, np.ndarray, tuple[int, int], np.ndarray] | None = None
     for k in scale_errors:
         size = (max(4, round(z.shape[0] * step * k)), max(4, round(z.shape[1] * step * k)))
-        if size[0] > c.shape[0] or size[1] > c.shape[1]:
+        if min_overlap >= 1 and (size[0] > c.shape[0] or size[1] > c.shape[1]):
             continue
         template = imresize(zt, size=size).numpy()
-        scores = ncc_map(c, template)
+        scores = ncc_map(c, template, min_overlap)
+        shift = (size[0] - 1, size[1] - 1) if min_overlap < 1 else (0, 0)  # map index - shift = top-left corner
         if prior is not None and radius is not None:
-            rows = np.arange(scores.shape[0])[:, None] + (size[0] - 1) / 2
-            cols = np.arange(scores.shape[1])[None, :] + (size[1] - 1) / 2
+            rows = np.arange(scores.shape[0])[:, None] - shift[0] + (size[0] - 1) / 2
+            cols = np.arange(scores.shape[1])[None, :] - shift[1] + (size[1] - 1) / 2
             scores = np.where(np.hypot(rows - prior[0], cols - prior[1]) <= radius, scores, -1.0)
         peak = np.unravel_index(int(np.argmax(scores)), scores.shape)
         if best is None or scores[peak] > best[0]:
-            best = (float(scores[peak]), template, (int(peak[0]), int(peak[1])), scores)
+            best = (float(scores[peak]), template, (int(peak[0]) - shift[0], int(peak[1]) - shift[1]), scores)
     if best is None:
         raise ValueError(f"a {zoom.shape[0]}x{zoom.shape[1]} zoom at step {step} is larger than the "
                          f"{coarse.shape[0]}x{coarse.shape[1]} scan")
@@ -226,8 +242,9 @@ def locate_window(coarse: np.ndarray, zoom: np.ndarray, step: float, prior: tupl
     sy, sx = template.shape[0] / z.shape[0], template.shape[1] / z.shape[1]
     start = Window((py - 0.5 + 0.5 * sy, px - 0.5 + 0.5 * sx), (sy + sx) / 2)
     hy, hx = template.shape[0] // 2, template.shape[1] // 2
+    my, mx = (py + template.shape[0] - 1, px + template.shape[1] - 1) if min_overlap < 1 else (py, px)
     away = scores.copy()
-    away[max(0, py - hy):py + hy + 1, max(0, px - hx):px + hx + 1] = -1.0
+    away[max(0, my - hy):my + hy + 1, max(0, mx - hx):mx + hx + 1] = -1.0
     grid = _zoom_coordinates(z.shape, template.shape)
     window, ncc = _refine(ndimage.spline_filter(c, order=3), template, grid, start, rotate)
     ys, xs = window.to_coarse(*np.meshgrid(np.linspace(0, z.shape[0] - 1, 32), np.linspace(0, z.shape[1] - 1, 32),
