@@ -33,7 +33,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -182,19 +182,24 @@ def measure(pred: np.ndarray, ref: np.ndarray, band: tuple[float, float]) -> dic
 
 @dataclass
 class Model:
-    """A named model and the enhance settings to run it with."""
+    """A named model, run with ``adapt=False`` on a window or with the default on the whole scan (cached)."""
 
     name: str
     model: SRModel
+    whole_scans: dict[tuple[str, int], tuple[np.ndarray, float | None]] = field(default_factory=dict)
 
     def run(self, pair: Pair, box: tuple[int, int, int, int], scale: int, adapt: bool | None
             ) -> tuple[np.ndarray, float | None]:
         """(x``scale`` upscaling of the box, the printed self-check's estimated gain or None)."""
         r0, r1, c0, c1 = box
         if adapt is None:  # the default: adapts on the whole scan, as a user would run it, then the box is cut
-            out = enhance(pair.coarse, scale, self.model, adapt=None, self_check=True)
-            gain = out.metadata.get("afm_sr_estimated_gain_db")
-            return out.data[r0 * scale:r1 * scale, c0 * scale:c1 * scale], None if gain is None else float(gain)
+            key = (pair.row["coarse"], scale)
+            if key not in self.whole_scans:
+                out = enhance(pair.coarse, scale, self.model, adapt=None, self_check=True)
+                gain = out.metadata.get("afm_sr_estimated_gain_db")
+                self.whole_scans[key] = (out.data, None if gain is None else float(gain))
+            data, gain = self.whole_scans[key]
+            return data[r0 * scale:r1 * scale, c0 * scale:c1 * scale], gain
         window = pair.coarse.with_data(pair.coarse.data[r0:r1, c0:c1], pair.coarse.pixel_size)
         return enhance(window, scale, self.model, adapt=False, self_check=False).data, None
 
@@ -325,11 +330,12 @@ def panel_fills(name: str, images: dict[int, dict[str, np.ndarray]], pixel_m: fl
     fills: dict[Path, Fill] = {}
     safe = name.replace("/", "_").replace(">", "")
     for s, imgs in images.items():
-        preds = {k: v for k, v in imgs.items() if k != "zoom"}
-        title = f"{name} x{s} (each fitted to the zoom)"
-        figures = {"panel": comparison_panel({**preds, "zoom (real fine scan)": imgs["zoom"]},
+        nm = {k: 1e9 * v for k, v in imgs.items()}
+        preds = {k: v for k, v in nm.items() if k != "zoom"}
+        title = f"{name} x{s} (coarse window upscaled, each fitted to the zoom)"
+        figures = {"panel": comparison_panel({**preds, "zoom (finer scan)": nm["zoom"]},
                                              imgs["zoom"].shape[1] * pixel_m, title=title),
-                   "errors": error_maps(preds, imgs["zoom"], title=title)}
+                   "errors": error_maps(preds, nm["zoom"], title=title)}
         for kind, fig in figures.items():
             png = to_png_bytes(fig)
             fills[out / f"{safe}_x{s}_{kind}.png"] = lambda tmp, b=png: tmp.write_bytes(b)
@@ -354,7 +360,8 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="*", default=[2, 4], help="none: register only")
     ap.add_argument("--kinds", nargs="+", default=["real-seen", "synthetic"])
     ap.add_argument("--limit", type=int, default=None, help="at most this many pairs of each kind")
-    ap.add_argument("--panels", type=int, default=2, help="PNG panels for the first N used pairs of each kind")
+    ap.add_argument("--panels", type=int, default=2,
+                    help="PNG panels for the first N used pairs of each kind (one per coarse scan)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--force", action="store_true", help="replace files already in --out")
     args = ap.parse_args()
@@ -363,15 +370,16 @@ def main() -> None:
         models = parse_models(args.model)
         pairs = load_pairs(args.data, args.kinds, args.limit)
         regs, records, fills = [], [], {}
-        panels = dict.fromkeys(args.kinds, 0)
+        panels: dict[str, set[str]] = {k: set() for k in args.kinds}  # coarse scans shown, per kind
         for pair in pairs:
             print(f"{pair.name} ({pair.kind}, ratio {1 / pair.step:.2f})", flush=True)
             reg, recs, images = evaluate_pair(pair, models, args.scales, lambda m: print(m, flush=True))
             print(f"  registration NCC {reg['ncc']:.3f}, {reg['rejected'] or 'used'}", flush=True)
             regs.append(reg)
             records += recs
-            if images and panels[pair.kind] < args.panels:
-                panels[pair.kind] += 1
+            coarse = pair.row["coarse"]
+            if images and len(panels[pair.kind]) < args.panels and coarse not in panels[pair.kind]:
+                panels[pair.kind].add(coarse)
                 fills |= panel_fills(pair.name, images, pair.zoom.pixel_size[0], args.out)
         if not records and args.scales:
             raise AFMSRError("no pair passed the registration; see the registration lines above")
