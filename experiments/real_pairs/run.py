@@ -10,8 +10,9 @@ with the zoom after a least-squares fit of height scale, offset and plane per me
 
 Methods: bicubic; a Gaussian blur after bicubic (sigma in zoom pixels chosen per scale for the best mean PSNR
 over the pairs: an oracle choice that favours the blur); v0.2 (the packaged model) with ``adapt=False``
-and, where ``enhance`` adapts by default (x2), with the default (adapted on the whole coarse scan, as a user
-would run it); the same for every ``--model NAME=PATH``.
+and, where ``enhance`` adapts by default (x2 in v0.2's release), with the default (adapted on the whole coarse
+scan, as a user would run it), and with ``--adapt`` also ``adapt=True`` at the other scales; the same for every
+``--model NAME=PATH``.
 
 Metrics on the zoom's grid (the fitted prediction vs the plane-levelled zoom, a border of 2 % cropped):
 PSNR under range01 (the zoom's 2.5..97.5th percentile range mapped to [0, 1]), SSIM, and the fine-detail
@@ -186,16 +187,16 @@ class Model:
 
     name: str
     model: SRModel
-    whole_scans: dict[tuple[str, int], tuple[np.ndarray, float | None]] = field(default_factory=dict)
+    whole_scans: dict[tuple[str, int, bool | None], tuple[np.ndarray, float | None]] = field(default_factory=dict)
 
     def run(self, pair: Pair, box: tuple[int, int, int, int], scale: int, adapt: bool | None
             ) -> tuple[np.ndarray, float | None]:
         """(x``scale`` upscaling of the box, the printed self-check's estimated gain or None)."""
         r0, r1, c0, c1 = box
-        if adapt is None:  # the default: adapts on the whole scan, as a user would run it, then the box is cut
-            key = (pair.row["coarse"], scale)
+        if adapt is not False:  # adapting learns from the whole scan, as a user would run it; then the box is cut
+            key = (pair.row["coarse"], scale, adapt)
             if key not in self.whole_scans:
-                out = enhance(pair.coarse, scale, self.model, adapt=None, self_check=True)
+                out = enhance(pair.coarse, scale, self.model, adapt=adapt, self_check=True)
                 gain = out.metadata.get("afm_sr_estimated_gain_db")
                 self.whole_scans[key] = (out.data, None if gain is None else float(gain))
             data, gain = self.whole_scans[key]
@@ -213,7 +214,16 @@ def register(pair: Pair) -> tuple[WindowFit, dict[str, Any]]:
                  "truth_error_px": truth_error(pair, fit.window)}
 
 
-def evaluate_pair(pair: Pair, models: Sequence[Model], scales: Sequence[int], log: Callable[[str], None]
+def settings(name: str, scale: int, adapt_too: bool) -> list[tuple[str, bool | None]]:
+    """(label, adapt) to run a model with: ``adapt=False``; the default where ``enhance`` adapts by default;
+    ``adapt=True`` elsewhere when ``adapt_too``."""
+    if ADAPT_BY_DEFAULT.get(scale):
+        return [(name, False), (f"{name} default (adapts)", None)]
+    return [(name, False)] + ([(f"{name} adapt", True)] if adapt_too else [])
+
+
+def evaluate_pair(pair: Pair, models: Sequence[Model], scales: Sequence[int], log: Callable[[str], None],
+                  adapt_too: bool = False
                   ) -> tuple[dict[str, Any], list[dict[str, Any]], dict[int, dict[str, np.ndarray]]]:
     """Register one pair and measure every method at every scale: (registration record, metric records, images)."""
     fit, reg = register(pair)
@@ -234,8 +244,7 @@ def evaluate_pair(pair: Pair, models: Sequence[Model], scales: Sequence[int], lo
         preds |= {f"blur {sigma:g}": ndimage.gaussian_filter(bicubic, sigma)[rows, cols] for sigma in SIGMAS}
         estimates: dict[str, float | None] = {}
         for m in models:
-            settings = [(m.name, False)] + ([(f"{m.name} default (adapts)", None)] if ADAPT_BY_DEFAULT.get(s) else [])
-            for name, adapt in settings:
+            for name, adapt in settings(m.name, s, adapt_too):
                 up, estimates[name] = m.run(pair, box, s, adapt)
                 preds[name] = to_zoom_grid(up, s, fit.window, box, zoom.shape)[rows, cols]
         for name, pred in preds.items():
@@ -360,6 +369,8 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="*", default=[2, 4], help="none: register only")
     ap.add_argument("--kinds", nargs="+", default=["real-seen", "synthetic"])
     ap.add_argument("--limit", type=int, default=None, help="at most this many pairs of each kind")
+    ap.add_argument("--adapt", action="store_true",
+                    help="also run each model with adapt=True at scales where enhance does not adapt by default")
     ap.add_argument("--panels", type=int, default=2,
                     help="PNG panels for the first N used pairs of each kind (one per coarse scan)")
     ap.add_argument("--out", type=Path, required=True)
@@ -373,7 +384,7 @@ def main() -> None:
         panels: dict[str, set[str]] = {k: set() for k in args.kinds}  # coarse scans shown, per kind
         for pair in pairs:
             print(f"{pair.name} ({pair.kind}, ratio {1 / pair.step:.2f})", flush=True)
-            reg, recs, images = evaluate_pair(pair, models, args.scales, lambda m: print(m, flush=True))
+            reg, recs, images = evaluate_pair(pair, models, args.scales, lambda m: print(m, flush=True), args.adapt)
             print(f"  registration NCC {reg['ncc']:.3f}, {reg['rejected'] or 'used'}", flush=True)
             regs.append(reg)
             records += recs
