@@ -1,12 +1,15 @@
-"""A zoom (finer scan of part of an area) is found in the coarse scan to a fraction of a zoom pixel."""
+"""A zoom (finer scan of part of an area) is found in the coarse scan to a fraction of a zoom pixel, and an
+upscaled coarse window is put on the zoom's grid where the zoom lies."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy import ndimage
 
-from afm_sr.report.registration import Window, locate_window, ncc_map
+from afm_sr.degrade import imresize
+from afm_sr.report.registration import Window, locate_window, ncc_map, resample_to_zoom
 
 RATIO = 3  # the zoom's pixels are 3x finer, as a 10 um scan and a 3.3 um zoom at one pixel count
 
@@ -68,3 +71,23 @@ def test_ncc_map_over_the_edge_scores_the_overlap_only(surface):
     scores = ncc_map(surface[10:, 10:], template, min_overlap=0.5)  # the template's best place starts at (-10, -10)
     assert np.unravel_index(np.argmax(scores), scores.shape) == (39 - 10, 39 - 10)
     assert scores.max() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_resample_to_zoom_puts_an_upscaled_window_on_the_zoom_grid(rng, scale):
+    smooth = 20 * ndimage.gaussian_filter(rng.normal(size=(600, 600)), 15)  # bicubic can restore it from 1/3
+    truth_fine = Window((150.4, 210.7), 1.02, 0.7)
+    rows, cols = np.meshgrid(np.arange(150.0), np.arange(150.0), indexing="ij")
+    zoom = ndimage.map_coordinates(smooth, truth_fine.to_coarse(rows, cols), order=3)
+    coarse = coarse_scan(smooth)
+    corner = (40, 60)
+    box = coarse[corner[0]:corner[0] + 70, corner[1]:corner[1] + 70]
+    upscaled = imresize(torch.from_numpy(box), scale=scale).numpy()
+
+    def rms_error(origin_shift: float) -> float:
+        (oy, ox), step, angle = truth_fine.origin, truth_fine.step, truth_fine.angle_deg
+        window = Window(((oy - 1) / RATIO + origin_shift, (ox - 1) / RATIO), step / RATIO, angle)
+        return float(np.sqrt(np.mean((resample_to_zoom(upscaled, scale, window, corner, zoom.shape) - zoom) ** 2)))
+
+    assert rms_error(0.0) < 0.01 * zoom.std()
+    assert rms_error(0.5 / RATIO) > 3 * rms_error(0.0)  # half a zoom pixel off is seen

@@ -251,3 +251,22 @@ def locate_window(coarse: np.ndarray, zoom: np.ndarray, step: float, prior: tupl
                                            indexing="ij"))
     coverage = float(np.mean((ys >= 0) & (ys <= c.shape[0] - 1) & (xs >= 0) & (xs <= c.shape[1] - 1)))
     return WindowFit(window, ncc, float(away.max()) if away.size else -1.0, coverage)
+
+
+def resample_to_zoom(upscaled: np.ndarray, scale: int, window: Window, corner: tuple[int, int],
+                     zoom_shape: tuple[int, int]) -> np.ndarray:
+    """An x``scale`` upscaling of a coarse-scan box whose top-left pixel is ``corner``, on the zoom's grid.
+
+    First MATLAB bicubic ``imresize`` to the zoom's pixel size (antialiased where that shrinks), then the
+    near-identity rest of ``window`` (sub-pixel shift, scale error, turn) by cubic splines: the same two
+    steps for every method, so none is favoured. Output pixel j of an x``scale`` upscaling lies at coarse
+    coordinate (j + 0.5) / scale - 0.5, as ``imresize`` and ``afm_sr.enhance`` place it.
+    """
+    factor = 1 / (scale * window.step)
+    size = (max(2, round(upscaled.shape[0] * factor)), max(2, round(upscaled.shape[1] * factor)))
+    resized = imresize(torch.from_numpy(np.asarray(upscaled, dtype=np.float64)), size=size).numpy()
+    fy, fx = size[0] / upscaled.shape[0] * scale, size[1] / upscaled.shape[1] * scale  # resized px per coarse px
+    rows, cols = np.meshgrid(np.arange(zoom_shape[0]), np.arange(zoom_shape[1]), indexing="ij")
+    ys, xs = window.to_coarse(rows, cols)
+    coords = [(ys - corner[0] + 0.5) * fy - 0.5, (xs - corner[1] + 0.5) * fx - 0.5]
+    return ndimage.map_coordinates(resized, coords, order=3, mode="nearest")

@@ -52,7 +52,7 @@ from afm_sr.io import HeightMap, read
 from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.preprocess import plane_level
 from afm_sr.report.figures import comparison_panel, error_maps, to_png_bytes
-from afm_sr.report.registration import Window, WindowFit, locate_window
+from afm_sr.report.registration import Window, WindowFit, locate_window, resample_to_zoom
 
 MIN_NCC = 0.8  # below: the zoom is not found in the scan (a different area, or changed too much)
 MIN_MARGIN = 0.1  # the match must beat the best one elsewhere by this much, else it is ambiguous
@@ -133,23 +133,6 @@ def valid_region(window: Window, zoom_shape: tuple[int, int], coarse_shape: tupl
         r0, r1, c0, c1 = r0 + (worst == "r0"), r1 - (worst == "r1"), c0 + (worst == "c0"), c1 - (worst == "c1")
     by, bx = max(1, round(BORDER * (r1 - r0))), max(1, round(BORDER * (c1 - c0)))
     return slice(r0 + by, r1 - by), slice(c0 + bx, c1 - bx)
-
-
-def to_zoom_grid(upscaled: np.ndarray, scale: int, window: Window, box: tuple[int, int, int, int],
-                 zoom_shape: tuple[int, int]) -> np.ndarray:
-    """An x``scale`` upscaling of the coarse box, on the zoom's pixel grid.
-
-    First MATLAB bicubic ``imresize`` to the zoom's pixel size (antialiased where that shrinks), then the
-    near-identity remainder of the registration (sub-pixel shift, scale error, turn) by cubic splines.
-    """
-    factor = 1 / (scale * window.step)
-    size = (max(2, round(upscaled.shape[0] * factor)), max(2, round(upscaled.shape[1] * factor)))
-    resized = imresize(torch.from_numpy(np.asarray(upscaled, dtype=np.float64)), size=size).numpy()
-    fy, fx = size[0] / upscaled.shape[0] * scale, size[1] / upscaled.shape[1] * scale  # resized px per coarse px
-    rows, cols = np.meshgrid(np.arange(zoom_shape[0]), np.arange(zoom_shape[1]), indexing="ij")
-    ys, xs = window.to_coarse(rows, cols)
-    coords = [(ys - box[0] + 0.5) * fy - 0.5, (xs - box[2] + 0.5) * fx - 0.5]
-    return ndimage.map_coordinates(resized, coords, order=3, mode="nearest")
 
 
 def fit_heights(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -239,14 +222,15 @@ def evaluate_pair(pair: Pair, models: Sequence[Model], scales: Sequence[int], lo
     crop = pair.coarse.data[box[0]:box[1], box[2]:box[3]]
     for s in scales:
         t0 = time.perf_counter()
-        bicubic = to_zoom_grid(imresize(torch.from_numpy(crop), scale=s).numpy(), s, fit.window, box, zoom.shape)
+        upscaled = imresize(torch.from_numpy(crop), scale=s).numpy()
+        bicubic = resample_to_zoom(upscaled, s, fit.window, box[::2], zoom.shape)
         preds = {"bicubic": bicubic[rows, cols]}
         preds |= {f"blur {sigma:g}": ndimage.gaussian_filter(bicubic, sigma)[rows, cols] for sigma in SIGMAS}
         estimates: dict[str, float | None] = {}
         for m in models:
             for name, adapt in settings(m.name, s, adapt_too):
                 up, estimates[name] = m.run(pair, box, s, adapt)
-                preds[name] = to_zoom_grid(up, s, fit.window, box, zoom.shape)[rows, cols]
+                preds[name] = resample_to_zoom(up, s, fit.window, box[::2], zoom.shape)[rows, cols]
         for name, pred in preds.items():
             records.append({"pair": pair.name, "kind": pair.kind, "scale": s, "method": name,
                             "estimated_gain": estimates.get(name), **measure(pred, ref, band)})
