@@ -104,7 +104,7 @@ class PreparedCache:
             flat = np.memmap(entry / "arrays.f32", dtype=np.float32, mode="c")
         except (OSError, ValueError) as exc:
             if entry.exists():
-                self._discard(entry, f"is unreadable ({exc})")
+                self.discard(material, key, f"is unreadable ({exc})")
             return None
         try:
             problem = _problem(index, flat) if verify else None
@@ -114,12 +114,12 @@ class PreparedCache:
                              [item["group"] for item in index["images"]], dict(index["skipped"]), list(index["retry"]))
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:  # a malformed index
             problem = f"is malformed ({type(exc).__name__}: {exc})"
-        self._discard(entry, problem)
+        self.discard(material, key, problem)
         return None
 
-    @staticmethod
-    def _discard(entry: Path, problem: str) -> None:
-        """Warn that ``entry`` cannot be used and why, and remove it (where the cache is writable)."""
+    def discard(self, material: str, key: str, problem: str) -> None:
+        """Warn that an entry cannot be used and why, and remove it (where the cache is writable)."""
+        entry = self._entry(material, key)
         log.warning("cache entry %s %s; rebuilding it", entry, problem)
         shutil.rmtree(entry, ignore_errors=True)
 

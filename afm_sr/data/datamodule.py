@@ -50,17 +50,16 @@ def split_groups(groups: Sequence[object], fractions: Sequence[float], seed: int
     return [assign[g] for g in groups]
 
 
-def _reads_now(material: Material, names: Sequence[str]) -> bool:
-    """Whether a file the material skipped when a cache entry was built can be used now (so rebuild the entry)."""
+def _usable_now(material: Material, names: Sequence[str]) -> str | None:
+    """The first file the material skipped when a cache entry was built that it can use now, else None."""
     scan = getattr(material, "scan", None)
     for name in names if scan is not None else ():
         try:
             scan(Path(name))
         except AFMFileError:
             continue
-        log.info("material %r: %s can be used now; preparing the material again", material.name, name)
-        return True
-    return False
+        return name
+    return None
 
 
 class AFMDataModule(pl.LightningDataModule):
@@ -133,7 +132,10 @@ class AFMDataModule(pl.LightningDataModule):
         if self.cache is not None and fingerprint is not None:
             entry = cache_key(fingerprint(), self.scales, self.degradation, self.clip, self.split_seed, key)
             cached = self.cache.load(key, entry)
-            if cached is not None and not _reads_now(material, cached.retry):
+            now = _usable_now(material, cached.retry) if cached is not None else None
+            if now is not None:
+                self.cache.discard(key, entry, f"left out {now}, which can be used now")
+            elif cached is not None:
                 log.info("material %r: %d prepared images memory-mapped from %s", key, len(cached.images),
                          self.cache.root)
                 self._account(key, len(cached.images), cached.skipped)
