@@ -8,11 +8,12 @@ gives a new key, so a stale entry is never read; an entry is written to a tempor
 into place, so a killed run or two concurrent runs never leave a half-written one. Loaded entries are
 memory-mapped copy-on-write: thousands of scans cost page cache, not process memory.
 
-Integrity: ``index.json`` records a BLAKE2b digest of each image's bytes and one of itself, and both are checked
-on every load (experiments/bench/RESULTS.md: about 1 GB/s, a fraction of a second per run start for a few
-hundred MB), so a flipped bit or a bad sector makes the entry rebuilt with a warning naming it, never trained
-on. An entry also records the files its material skipped (``Entry.retry``): the caller retries them and
-rebuilds the entry where one reads now (a file that was unreadable when the entry was built).
+Integrity: ``index.json`` records a CRC-32 of each image's bytes (what zip and PNG use against storage errors,
+about 2 GB/s with zlib) and a BLAKE2b digest of itself, and both are checked on every load (a fraction of a
+second per run start for a few hundred MB: experiments/integrity/RESULTS.md), so a flipped bit or a bad sector
+makes the entry rebuilt with a warning naming it, never trained on. An entry also records the files its
+material skipped (``Entry.retry``): the caller retries them and rebuilds the entry where one can be used now
+(a file that was unreadable when the entry was built).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
@@ -54,14 +56,10 @@ class Entry:
     retry: list[str] = field(default_factory=list)
 
 
-def digest(data: object) -> str:
-    """BLAKE2b-128 of a bytes-like object (a contiguous array), as hex: the checksum ``index.json`` records."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
 def _index_digest(index: dict) -> str:
-    """The checksum of an index's content, everything but its own ``checksum`` field, serialized canonically."""
-    return digest(json.dumps({k: v for k, v in index.items() if k != "checksum"}, sort_keys=True).encode())
+    """BLAKE2b of an index's content, everything but its own ``checksum`` field, serialized canonically."""
+    text = json.dumps({k: v for k, v in index.items() if k != "checksum"}, sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def describe(obj: object) -> object:
@@ -154,7 +152,7 @@ def _problem(index: dict, flat: np.ndarray) -> str | None:
         return "is truncated"
     for item in index["images"]:
         start, end = item["span"]
-        if digest(flat[start:end]) != item["blake2b"]:
+        if zlib.crc32(flat[start:end]) != item["crc32"]:
             return f"is corrupt: the arrays of image {item['name']!r} do not match their checksum"
     return None
 
@@ -162,14 +160,14 @@ def _problem(index: dict, flat: np.ndarray) -> str | None:
 def _pack(f: object, im: Prepared, group: object, offset: int) -> tuple[dict, int]:
     """Append ``im``'s arrays to the open file ``f``; return its index record (with a checksum) and the new offset."""
     arrays = {"hr": im.hr, **{f"in{s}": t for s, t in im.inputs.items()}, **{f"low{s}": t for s, t in im.lows.items()}}
-    layout, start, hasher = {}, offset, hashlib.blake2b(digest_size=16)
+    layout, start, crc = {}, offset, 0
     for name, t in arrays.items():
         data = t.detach().to(torch.float32).contiguous().numpy()
         f.write(data.tobytes())
-        hasher.update(data)
+        crc = zlib.crc32(data, crc)
         layout[name] = [offset, list(data.shape)]
         offset += data.size
-    record = {"layout": layout, "span": [start, offset], "blake2b": hasher.hexdigest(), "scales": sorted(im.inputs),
+    record = {"layout": layout, "span": [start, offset], "crc32": crc, "scales": sorted(im.inputs),
               "z_range": list(im.z_range), "material": im.material, "name": im.name, "stats": list(astuple(im.stats)),
               "pixel_size": list(im.pixel_size), "group": group}
     return record, offset
