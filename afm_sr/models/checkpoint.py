@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ PathLike = str | os.PathLike
 FORMAT_TAG = "afm-sr"
 RECORD_VERSION = 2
 #: Metadata keys of an exported file that are not free-form notes (``arch``..``channels``: afm-sr 0.1 files).
-RESERVED = ("format", "target", "kwargs", "scales", "gains", "version", "arch", "depth", "width", "channels")
+RESERVED = ("format", "target", "kwargs", "scales", "gains", "version", "arch", "depth", "width", "channels", "crc32")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"
 
@@ -107,6 +108,15 @@ class WeightsFile:
 def class_name(obj: object) -> str:
     """``module.qualname`` of an object's class: how a checkpoint records its optimizer and scheduler."""
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def weights_crc(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """CRC-32 of an exported file's tensors (by name) and metadata (``crc32`` itself left out), as 8 hex digits."""
+    crc = zlib.crc32(json.dumps({k: v for k, v in metadata.items() if k != "crc32"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        data = tensors[name].detach().contiguous().reshape(-1).view(torch.uint8).numpy()
+        crc = zlib.crc32(data, zlib.crc32(name.encode(), crc))
+    return f"{crc:08x}"
 
 
 def nonfinite_weights(tensors: Iterable[torch.Tensor]) -> str | None:
@@ -245,6 +255,9 @@ def read_safetensors(path: Path) -> WeightsFile:
     if meta.get("format") != FORMAT_TAG:
         raise AFMFileError(path, f"is a .safetensors file but not afm-sr weights (metadata format="
                                  f"{meta.get('format')!r}, expected {FORMAT_TAG!r}); export it with export_weights")
+    if "crc32" in meta and meta["crc32"] != weights_crc(tensors, meta):  # files exported before it have none
+        raise AFMFileError(path, "is corrupted: its tensors and metadata do not match the CRC-32 recorded when it "
+                                 "was exported (a flipped bit or a bad sector); export it again from its checkpoint")
     try:
         record: dict[str, Any] = {**meta, "scales": json.loads(meta.get("scales", "null"))}
         if "target" in meta:

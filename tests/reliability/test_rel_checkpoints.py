@@ -129,3 +129,14 @@ def test_eval_of_another_architecture_uses_its_record(tmp_path: Path, task: Task
     res = task("eval.py", [*args, "model=msr", f"ckpt_path={trained}", "figure_images=0"], tmp_path / "e")
     assert res.code == 0, res.err[-3000:]
     assert "using the architecture the checkpoint records, VDSR" in res.out
+
+
+def test_bit_flipped_export_is_refused(tmp_path: Path, cli: Callable[..., CliResult], trained: Path) -> None:
+    """Exported .safetensors weights carry a CRC-32 of their tensors and metadata, checked on every load."""
+    weights = tmp_path / "w.safetensors"
+    assert cli("export", trained, weights).code == 0
+    assert cli("export", weights, tmp_path / "again.safetensors").code == 0
+    raw = bytearray(weights.read_bytes())
+    raw[-10] ^= 0x08  # inside the last tensor
+    weights.write_bytes(bytes(raw))
+    _one_line(cli("export", weights, tmp_path / "copy.safetensors"), str(weights), "CRC-32")
