@@ -353,5 +353,5 @@ def run(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
             print(f"afm-sr: error: {reason}", file=sys.stderr)
             sys.exit(2)
         print(f"afm-sr: error: {job} failed: {reason}", file=sys.stderr, flush=True)
-        raise SweepJobFailed(f"afm-sr: error: the sweep's {job} failed (see its line above); its other jobs "
-                             f"ran, their results are in {Path(cfg.paths.output_dir).parent}") from None
+        raise SweepJobFailed(f"afm-sr: error: sweep {job} failed: {reason}; the other jobs ran, their results "
+                             f"are in {Path(cfg.paths.output_dir).parent}") from None
