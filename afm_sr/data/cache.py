@@ -10,7 +10,7 @@ memory-mapped copy-on-write: thousands of scans cost page cache, not process mem
 
 Integrity: ``index.json`` records a CRC-32 of each image's bytes (what zip and PNG use against storage errors,
 about 2 GB/s with zlib) and a BLAKE2b digest of itself, and both are checked on every load (a fraction of a
-second per run start for a few hundred MB: experiments/integrity/RESULTS.md), so a flipped bit or a bad sector
+second per run start for a few hundred MB: experiments/bench/RESULTS.md), so a flipped bit or a bad sector
 makes the entry rebuilt with a warning naming it, never trained on. An entry also records the files its
 material skipped (``Entry.retry``): the caller retries them and rebuilds the entry where one can be used now
 (a file that was unreadable when the entry was built).

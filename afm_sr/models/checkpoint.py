@@ -14,7 +14,7 @@ bounds and the tensor shapes it implies against the tensors in the file (the net
 PyTorch's ``meta`` device, which allocates nothing).
 
 Integrity: a checkpoint is a zip archive whose members carry CRC-32 checksums, which ``torch.load`` does not
-check; ``read_checkpoint`` verifies every one first (``check_archive``, about 2 GB/s: experiments/integrity/
+check; ``read_checkpoint`` verifies every one first (``check_archive``, about 2 GB/s: experiments/bench/
 RESULTS.md), so a flipped bit, a bad sector or a cut file is refused naming the file, on resume, eval,
 export and enhance alike.
 """

@@ -1,10 +1,10 @@
 """What integrity checks cost at a run's start: cache-entry CRC-32s and checkpoint (zip) CRC-32s.
 
-python experiments/integrity/bench.py [--mb 256] [--train ../shared/afm-train]
+python experiments/bench/bench_integrity.py [--mb 256] [--train ../shared/afm-train]
 
 Prints MB/s of each check beside the alternatives, and their share of a run's start measured in the same run:
 the imports of train.py (a fresh interpreter) plus the data module's setup from a warm cache, with and without
-the checksums. Numbers go into experiments/integrity/RESULTS.md.
+the checksums. Numbers go into experiments/bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import sys
 import tempfile
 import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import REPO, best_of, cpu_name
 
 import afm_sr.data.cache as cache
 from afm_sr.data import AFMDataModule
@@ -30,18 +30,6 @@ from afm_sr.materials.folder import FolderMaterial
 from afm_sr.models import VDSR
 from afm_sr.models.checkpoint import check_archive
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
-    """The shortest wall time of ``repeats`` calls (seconds): the least disturbed by other jobs on the machine."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
 
 def hashes(mb: int) -> None:
     """MB/s of CRC-32 (zlib: the cache's and zip's checksum) beside BLAKE2b and SHA-256 over ``mb`` MB in memory."""
@@ -49,7 +37,7 @@ def hashes(mb: int) -> None:
     for name, fn in (("crc32 (zlib: cache, zip)", lambda: zlib.crc32(data)),
                      ("blake2b-128", lambda: hashlib.blake2b(data, digest_size=16).digest()),
                      ("sha256", lambda: hashlib.sha256(data).digest())):
-        print(f"{name:28s} {mb / best_of(fn):8.0f} MB/s over {mb} MB")
+        print(f"{name:28s} {mb / best_of(fn, 3):8.0f} MB/s over {mb} MB")
 
 
 def checkpoints(mb: int, folder: Path) -> None:
@@ -63,8 +51,8 @@ def checkpoints(mb: int, folder: Path) -> None:
         path = folder / "bench.ckpt"
         torch.save(state, path)
         size = path.stat().st_size / 1e6
-        check = best_of(lambda p=path: check_archive(p))
-        load = best_of(lambda p=path: torch.load(p, map_location="cpu", weights_only=True))
+        check = best_of(lambda p=path: check_archive(p), 3)
+        load = best_of(lambda p=path: torch.load(p, map_location="cpu", weights_only=True), 3)
         print(f"{label:28s} {size:7.1f} MB: check_archive {check * 1e3:7.1f} ms ({size / check:5.0f} MB/s), "
               f"torch.load {load * 1e3:7.1f} ms, check / load {check / load:.2f}")
 
@@ -89,11 +77,11 @@ def real_cache(train: Path, folder: Path) -> None:
     build = time.perf_counter() - start
     (entry,) = (p for p in (folder / "cache").iterdir() if not p.name.startswith("."))
     size = (entry / "arrays.f32").stat().st_size / 1e6
-    verified = best_of(setup)
+    verified = best_of(setup, 3)
     problem = cache._problem
     cache._problem = lambda index, flat: None  # the same setup without verifying the checksums
     try:
-        unverified = best_of(setup)
+        unverified = best_of(setup, 3)
     finally:
         cache._problem = problem
     start_s = imports()
@@ -114,7 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.ERROR)
-    print(f"torch {torch.__version__}, {sys.version.split()[0]}")
+    print(f"{cpu_name()}, torch {torch.__version__}, Python {sys.version.split()[0]}")
     hashes(args.mb)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoints(args.mb, Path(tmp))
