@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from rel_support import TINY, CliResult, error_lines, surface, write_npy
+from support import assert_same_images
 
 import afm_sr.data.cache as cache_module
 import afm_sr.materials.folder as folder_module
@@ -41,14 +42,6 @@ def _setup(folder: Path, cache: Path | None) -> AFMDataModule:
     return dm
 
 
-def _assert_same(a: AFMDataModule, b: AFMDataModule) -> None:
-    for split in ("train", "val", "test"):
-        assert [im.name for im in a.images[split]] == [im.name for im in b.images[split]]
-        for x, y in zip(a.images[split], b.images[split], strict=True):
-            assert torch.equal(x.hr, y.hr) and x.stats == y.stats
-            assert all(torch.equal(x.inputs[s], y.inputs[s]) and torch.equal(x.lows[s], y.lows[s]) for s in x.inputs)
-
-
 def _entry(cache: Path) -> Path:
     (entry,) = (p for p in cache.iterdir() if not p.name.startswith("."))
     return entry
@@ -64,7 +57,7 @@ def test_bit_flip_in_index_is_found_and_the_entry_rebuilt(tmp_path: Path, caplog
     with caplog.at_level(logging.WARNING):
         again = _setup(folder, cache)
     assert f"cache entry {_entry(cache)} is corrupt: index.json" in caplog.text
-    _assert_same(_setup(folder, None), again)
+    assert_same_images(_setup(folder, None), again)
 
 
 def test_bad_sector_in_the_arrays_is_found_naming_the_image(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -77,7 +70,7 @@ def test_bad_sector_in_the_arrays_is_found_naming_the_image(tmp_path: Path, capl
     with caplog.at_level(logging.WARNING):
         again = _setup(folder, cache)
     assert re.search(r"is corrupt: the arrays of image 'scan\d\.npy' do not match their checksum", caplog.text)
-    _assert_same(_setup(folder, None), again)
+    assert_same_images(_setup(folder, None), again)
     assert all(torch.isfinite(im.hr).all() for images in again.images.values() for im in images)
 
 
@@ -98,9 +91,9 @@ def test_file_unreadable_when_the_entry_was_built_is_used_once_readable(tmp_path
     assert "scan3.npy" not in [im.name for images in first.images.values() for im in images]
     again = _setup(folder, cache)
     assert "scan3.npy" in [im.name for images in again.images.values() for im in images]
-    _assert_same(_setup(folder, None), again)
+    assert_same_images(_setup(folder, None), again)
     hit = _setup(folder, cache)  # and from now on the rebuilt entry is used
-    _assert_same(again, hit)
+    assert_same_images(again, hit)
 
 
 def test_corrupt_entry_on_a_read_only_cache_trains_on_fresh_images(tmp_path: Path, caplog: pytest.LogCaptureFixture,
@@ -120,7 +113,7 @@ def test_corrupt_entry_on_a_read_only_cache_trains_on_fresh_images(tmp_path: Pat
     with caplog.at_level(logging.WARNING):
         dm = _setup(folder, cache)
     assert "is corrupt" in caplog.text and "could not write the cache" in caplog.text
-    _assert_same(_setup(folder, None), dm)
+    assert_same_images(_setup(folder, None), dm)
 
 
 def test_two_runs_sharing_a_cache(tmp_path: Path) -> None:
@@ -143,9 +136,9 @@ def test_two_runs_sharing_a_cache(tmp_path: Path) -> None:
     assert len(results) == 2
     for dm in results:
         assert isinstance(dm, AFMDataModule), dm
-        _assert_same(fresh, dm)
+        assert_same_images(fresh, dm)
     assert len([p for p in cache.iterdir()]) == 1
-    _assert_same(fresh, _setup(folder, cache))
+    assert_same_images(fresh, _setup(folder, cache))
 
 
 def test_nan_validation_metrics_stop_the_run_without_a_best_checkpoint(
