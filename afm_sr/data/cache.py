@@ -149,7 +149,7 @@ def _problem(index: dict, flat: np.ndarray) -> str | None:
     if not isinstance(index, dict) or index.get("checksum") != _index_digest(index):
         return "is corrupt: index.json does not match its checksum"
     if flat.size != index["size"]:
-        return "is truncated"
+        return "is truncated" if flat.size < index["size"] else "holds more data than its index records"
     for item in index["images"]:
         start, end = item["span"]
         if zlib.crc32(flat[start:end]) != item["crc32"]:
