@@ -11,7 +11,6 @@ import numpy as np
 
 from afm_sr.errors import AFMFileError
 from afm_sr.io import HeightMap, read
-from afm_sr.io.heightmap import value_problem
 from afm_sr.preprocess import level
 
 _log = logging.getLogger(__name__)
@@ -22,10 +21,10 @@ ROUNDING = 1e-6
 
 
 def scan_problem(raw: np.ndarray, leveled: np.ndarray) -> str | None:
-    """Why a scan cannot be trained on (NaN/Inf, constant, rounding noise once leveled), or None where it can."""
-    problem = value_problem(raw)
-    if problem:
-        return problem.replace("values", "heights")
+    """Why a finite scan cannot be trained on (constant, rounding noise once leveled), or None where it can.
+
+    ``afm_sr.io.read`` has already refused NaN/Inf heights and images under 2x2 px, naming the file.
+    """
     if np.ptp(raw) == 0:
         return f"the scan is constant ({float(raw.flat[0])!r} m everywhere)"
     level_m, spread = float(np.max(np.abs(raw))), float(np.ptp(leveled))
@@ -39,12 +38,12 @@ def scan_problem(raw: np.ndarray, leveled: np.ndarray) -> str | None:
 class FolderMaterial:
     """Every file matching ``glob`` in ``path`` (sorted by name), so real scans train like synthetic ones.
 
-    A file that cannot be read, a broken symbolic link, and a scan that holds NaN/Inf, is constant or is
-    constant but for rounding noise are logged with their name and the reason and skipped (``skipped`` after
-    ``load``: path -> reason); only a folder where no file can be used raises ``AFMFileError``. Sidecar
-    ``.json`` files and ``index.csv`` are never taken for scans. ``pixel_size`` (meters) serves files that
-    do not store theirs; a reader's ``group`` metadata (rescans of one area) is kept so the data module
-    splits such files together.
+    A file that cannot be read (``afm_sr.io.read`` refuses NaN/Inf heights too), a broken symbolic link, and
+    a scan that is constant or constant but for rounding noise are logged with their name and the reason and
+    skipped (``skipped`` after ``load``: path -> reason); only a folder where no file can be used raises
+    ``AFMFileError``. Sidecar ``.json`` files and ``index.csv`` are never taken for scans. ``pixel_size``
+    (meters) serves files that do not store theirs; a reader's ``group`` metadata (rescans of one area) is
+    kept so the data module splits such files together.
     """
 
     name: str
@@ -82,8 +81,7 @@ class FolderMaterial:
         if file.is_symlink() and not file.exists():
             raise AFMFileError(file, f"is a broken symbolic link (to {os.readlink(file)})")
         hm = read(file, channel=self.channel, pixel_size=self.pixel_size)
-        leveled = level(hm.data, plane=self.level_plane, rows=self.align_rows) if np.isfinite(hm.data).all() \
-            else hm.data
+        leveled = level(hm.data, plane=self.level_plane, rows=self.align_rows)
         problem = scan_problem(hm.data, leveled)
         if problem:
             raise AFMFileError(file, problem)
