@@ -397,9 +397,42 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_export)
 
 
+def run_gwyddion(args: argparse.Namespace) -> int:
+    """Install or uninstall the Gwyddion plug-in and say what was written or removed, and where."""
+    from afm_sr.gwyddion.entries import ENTRIES, log_file, options_file
+    from afm_sr.gwyddion.install import install, uninstall
+
+    if args.action == "install":
+        report = install(args.dir)
+        print(f"installed {len(ENTRIES)} Gwyddion plug-ins in {report.folder} (a launcher and its .rgi file each, "
+              "and afm-sr-plugins.json):")
+        print("\n".join(f"  {entry.menu}" for entry in ENTRIES.values()))
+        print(f"they run {sys.executable}; restart Gwyddion to see them. Options: {options_file()} "
+              f"(see README.md), log: {log_file()}")
+        return 0
+    report = uninstall(args.dir)
+    print(f"removed {len(report.done)} files from {report.folder}" + "".join(f"\n  {name}" for name in report.done))
+    for name, why in report.kept.items():
+        print(f"left {report.folder / name}: {why}")
+    return 0
+
+
+def add_gwyddion(subparsers: argparse._SubParsersAction) -> None:
+    """``afm-sr gwyddion install|uninstall [--dir D]``: the Data Process > Plug-Ins > afm-sr menu in Gwyddion."""
+    from afm_sr.gwyddion.entries import default_plugin_dir
+
+    parser = subparsers.add_parser("gwyddion", help="install or remove the Gwyddion plug-in (Data Process > "
+                                                    "Plug-Ins > afm-sr)")
+    parser.add_argument("action", choices=["install", "uninstall"],
+                        help="install: write the plug-in's files (again); uninstall: remove exactly those")
+    parser.add_argument("--dir", type=Path, default=default_plugin_dir(),
+                        help="Gwyddion's plug-in folder for data processing (default: %(default)s)")
+    parser.set_defaults(func=run_gwyddion)
+
+
 #: Each subcommand registers itself through one of these (enhance, check-gain, ... plug in here).
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_info, add_enhance, add_check_gain,
-                                                                      add_export]
+                                                                      add_export, add_gwyddion]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -256,10 +256,10 @@ def _test_checkpoint(trainer: pl.Trainer, cfg: DictConfig, datamodule: pl.Lightn
     """Build the network ``ckpt`` records, test it; return the module and its records (model rows named ``name``).
 
     The weights are loaded by afm-sr (``models.checkpoint``), not Lightning: evaluating needs only them, so a
-    checkpoint without Lightning's training state evaluates too.
+    checkpoint without Lightning's training state evaluates too (and ``module.init_weights`` never replaces them).
     """
     checked, net, _ = use_checkpoint_architecture(cfg, f"checkpoint {name}", ckpt)
-    module = instantiate(checked.module, net=net, _convert_="all")
+    module = instantiate(checked.module, net=net, init_weights=None, _convert_="all")
     trainer.test(module, datamodule=datamodule)
     return module, [{**r, "method": name} if r["method"] == "model" else r for r in module.test_records]
 

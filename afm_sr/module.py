@@ -13,10 +13,20 @@ from afm_sr.data import ImageBatch, PatchBatch
 from afm_sr.errors import ConfigError
 from afm_sr.metrics import MetricSpec, ScaleMetrics
 from afm_sr.models import SRNet
-from afm_sr.models.checkpoint import arch_record, class_name
+from afm_sr.models.checkpoint import ArchRecord, arch_record, build_network, class_name, read_weights
 from afm_sr.report.tables import summarize
 
 LOSS_WEIGHTINGS = ("none", "bicubic")
+
+
+def load_initial_weights(net: SRNet, path: str, scales: Sequence[int]) -> None:
+    """Copy the tensors of the weights file ``path`` into ``net``; ConfigError where its architecture differs."""
+    weights = read_weights(path)
+    mine = ArchRecord.of(net, list(scales))
+    if (weights.record.target, weights.record.kwargs) != (mine.target, mine.kwargs):
+        raise ConfigError(f"module.init_weights {path} holds {weights.record.describe()}, but the model to train is "
+                          f"{mine.describe()}: choose the matching model= options")
+    net.load_state_dict(build_network(weights).state_dict())
 
 
 class SRModule(pl.LightningModule):
@@ -32,13 +42,15 @@ class SRModule(pl.LightningModule):
         MSE, so x8 residuals do not drown x2; see DESIGN.md 'What real scans teach').
     channels_last, compile : run the network in channels-last memory format / under ``torch.compile``
         (speed only; experiments/bench/RESULTS.md says when each pays).
+    init_weights : a checkpoint or exported ``.safetensors`` of the same architecture to start from (fine-tuning,
+        e.g. the shipped model on a new degradation); None = the network's own initialization.
     """
 
     def __init__(self, net: SRNet, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
                  clip_theta: float | None = 0.01, loss_weighting: str = "bicubic", loss_eps: float = 1e-3,
                  scales: Sequence[int] = (2, 4, 8), metric_convention: str = "range01",
-                 channels_last: bool = False, compile: bool = False) -> None:
+                 channels_last: bool = False, compile: bool = False, init_weights: str | None = None) -> None:
         super().__init__()
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ConfigError(f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got {loss_weighting!r}")
@@ -47,6 +59,8 @@ class SRModule(pl.LightningModule):
         if clip_theta is not None and clip_theta <= 0:
             raise ConfigError(f"module.clip_theta must be positive or null, got {clip_theta}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        if init_weights:
+            load_initial_weights(net, init_weights, scales)
         self.net = net.to(memory_format=torch.channels_last) if channels_last else net
         if compile:  # in place: parameter names (and so checkpoints) stay those of the eager net
             self.net.compile()

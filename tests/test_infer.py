@@ -20,6 +20,7 @@ import afm_sr.infer.tiling as tiling
 import afm_sr.infer.weights as weights
 import afm_sr.io as io
 from afm_sr.degrade import imresize
+from afm_sr.degrade.acquisition import FixedAcquisition
 from afm_sr.errors import AFMFileError, AFMSRError, InputError
 from afm_sr.infer import (
     SRModel,
@@ -331,3 +332,13 @@ def test_v01_safetensors_still_load(tmp_path: Path) -> None:
     assert torch.equal(model.net(x, 2), net.eval()(x, 2))
     again = load_model(export_weights(old, tmp_path / "v02.safetensors"))  # re-exported in the new format
     assert again.info.record == model.info.record and torch.equal(again.net(x, 4), model.net(x, 4))
+
+
+def test_check_gain_records_the_scan_under_the_asked_acquisition():
+    rng = np.random.default_rng(0)
+    hm = HeightMap(rng.standard_normal((64, 64)).cumsum(0).cumsum(1) * 1e-9, (1e-8, 1e-8))
+    paper = check_gain(hm, scale=2)
+    boxed = check_gain(hm, scale=2, degradation=FixedAcquisition(fast_width=1.0))
+    noisy = [check_gain(hm, scale=2, degradation=FixedAcquisition(white=0.05), seed=k).bicubic_psnr for k in (0, 0, 1)]
+    assert boxed.bicubic_psnr != paper.bicubic_psnr
+    assert noisy[0] == noisy[1] != noisy[2]

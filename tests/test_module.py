@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from afm_sr.errors import AFMFileError, ConfigError
-from afm_sr.models import VDSR
+from afm_sr.infer.weights import default_weights_path
+from afm_sr.models import VDSR, MultiScaleResNet
+from afm_sr.models.checkpoint import read_weights
 from afm_sr.module import SRModule
 
 
@@ -106,3 +108,15 @@ def test_compiled_network_keeps_checkpoint_names_and_outputs():
     compiled.load_state_dict(eager.state_dict())
     x = torch.randn(1, 1, 12, 12)
     assert torch.allclose(compiled(x, 2), eager(x, 2), atol=1e-5)
+
+
+def test_init_weights_start_from_a_weights_file_of_the_same_architecture():
+    path = str(default_weights_path())
+    net = MultiScaleResNet(blocks=12, width=64, tail_width=32)
+    fresh = {k: v.clone() for k, v in net.state_dict().items()}
+    SRModule(net, partial(torch.optim.Adam, lr=1e-4), init_weights=path)
+    tensors = read_weights(path).tensors
+    assert all(torch.equal(net.state_dict()[k], tensors[k].float()) for k in tensors)
+    assert not all(torch.equal(fresh[k], net.state_dict()[k]) for k in fresh)
+    with pytest.raises(ConfigError, match=r"init_weights .* holds MultiScaleResNet"):
+        SRModule(VDSR(depth=3, width=4), partial(torch.optim.Adam, lr=1e-4), init_weights=path)

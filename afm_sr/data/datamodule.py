@@ -81,7 +81,7 @@ class AFMDataModule(pl.LightningDataModule):
                  patches_per_epoch: int = 6400, split: Sequence[float] = (0.7, 0.15, 0.15),
                  split_seed: int = 1234, clip_percentiles: Sequence[float] = (2.5, 97.5),
                  num_workers: int = 0, pin_memory: bool = False, cache_dir: str | None = None,
-                 lr_patch: int | None = None, strict: bool = False) -> None:
+                 lr_patch: int | None = None, online_degradation: bool = False, strict: bool = False) -> None:
         super().__init__()
         if not materials:
             raise ConfigError("dataset: no materials configured (add entries under dataset.materials)")
@@ -101,7 +101,7 @@ class AFMDataModule(pl.LightningDataModule):
         if lr_patch is not None and lr_patch < 2:
             raise ConfigError(f"dataset.lr_patch must be >= 2 LR pixels or null, got {lr_patch}")
         self.patch_size, self.batch_size, self.patches_per_epoch = patch_size, batch_size, patches_per_epoch
-        self.lr_patch = lr_patch
+        self.lr_patch, self.online_degradation = lr_patch, online_degradation
         self.split, self.split_seed = tuple(split), split_seed
         self.clip = (float(clip_percentiles[0]), float(clip_percentiles[1]))
         self.num_workers, self.pin_memory = num_workers, pin_memory
@@ -198,7 +198,7 @@ class AFMDataModule(pl.LightningDataModule):
         """Batches of random augmented patches mixing every material, one scale per batch (scales cycle)."""
         ds = PatchDataset(self.images["train"], self.scales, self.patch_size,
                           max(1, self.patches_per_epoch // self.batch_size), self.batch_size,
-                          lr_patch=self.lr_patch)
+                          lr_patch=self.lr_patch, degradation=self.degradation if self.online_degradation else None)
         return self._loader(ds, None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:

@@ -9,7 +9,11 @@ import torch
 from torch.utils.data import Dataset
 
 from afm_sr.data.prepare import Prepared
+from afm_sr.degrade import Degradation, imresize
 from afm_sr.preprocess import Normalization
+
+#: LR pixels of context around a crop degraded during training, so kernels and the tip see real neighbours.
+MARGIN = 4
 
 
 class PatchBatch(TypedDict):
@@ -85,11 +89,14 @@ class PatchDataset(Dataset):
     Each patch draws an image, a position and a dihedral flip. Randomness comes from torch's RNG, which
     Lightning seeds, so every epoch sees new patches yet a seeded run is reproducible; the batch index is mixed
     in, so DDP ranks (same seed, disjoint indices) draw different patches. Images smaller than a scale's HR
-    patch are skipped at that scale.
+    patch are skipped at that scale. With ``degradation``, every patch is degraded afresh (a new acquisition
+    drawn per patch, from a window of ``MARGIN`` LR pixels around it) instead of cut from the image's one
+    prepared LR image: a randomized family then shows the network a new instrument every time.
     """
 
     def __init__(self, images: Sequence[Prepared], scales: Sequence[int], patch_size: int = 41,
-                 length: int = 100, batch_size: int = 64, augment: bool = True, lr_patch: int | None = None) -> None:
+                 length: int = 100, batch_size: int = 64, augment: bool = True, lr_patch: int | None = None,
+                 degradation: Degradation | None = None) -> None:
         self.scales = [int(s) for s in scales]
         self.lr_size = {s: int(lr_patch) if lr_patch else patch_size // s for s in self.scales}
         self.images = {s: [im for im in images if min(im.hr.shape) >= n * s] for s, n in self.lr_size.items()}
@@ -98,6 +105,18 @@ class PatchDataset(Dataset):
             raise ValueError(f"no training image is large enough for the patches at x{empty}: "
                              f"{ {s: n * s for s, n in self.lr_size.items()} } px")
         self.length, self.batch_size, self.augment = length, batch_size, augment
+        self.degradation = degradation
+
+    def _fresh(self, hr: torch.Tensor, scale: int, top: int, left: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(LR, bicubic input) of the ``n``-px LR crop at (top, left), degraded now with its margin of context."""
+        h, w = (d // scale for d in hr.shape)
+        t0, l0 = max(0, top - MARGIN), max(0, left - MARGIN)
+        t1, l1 = min(h, top + n + MARGIN), min(w, left + n + MARGIN)
+        window = hr[t0 * scale:t1 * scale, l0 * scale:l1 * scale]
+        lr = self.degradation.downscale(window, scale)
+        up = imresize(lr, size=tuple(window.shape))
+        y, x = top - t0, left - l0
+        return lr[y:y + n, x:x + n], up[y * scale:(y + n) * scale, x * scale:(x + n) * scale]
 
     def __len__(self) -> int:
         return self.length
@@ -113,9 +132,12 @@ class PatchDataset(Dataset):
         r //= h - n + 1
         left = r % (w - n + 1)
         r //= w - n + 1
-        low = im.lows[scale][top:top + n, left:left + n]
         hr_sl = (slice(top * scale, (top + n) * scale), slice(left * scale, (left + n) * scale))
-        high = torch.stack([im.inputs[scale][hr_sl], im.hr[hr_sl]])
+        if self.degradation is None:
+            low, up = im.lows[scale][top:top + n, left:left + n], im.inputs[scale][hr_sl]
+        else:
+            low, up = self._fresh(im.hr, scale, top, left, n)
+        high = torch.stack([up, im.hr[hr_sl]])
         if self.augment:
             k, flip = r % 4, (r // 4) % 2
             low, high = torch.rot90(low, k, dims=(0, 1)), torch.rot90(high, k, dims=(1, 2))

@@ -59,10 +59,11 @@ RECIPES: dict[int, Recipe] = {2: Recipe("all", 1e-5, 60, "bicubic"), 4: Recipe("
 #: The share of the held-out lines' gain from adapting that the estimate counts: measured over 20 scans, adapting
 #: added +1.69 dB there and +0.37 dB to the true gain (experiments/adapt/RESULTS.md).
 ADAPT_CREDIT = 0.25
-#: Where ``adapt`` is on by default (``enhance(adapt=None)``, ``afm-sr enhance`` without --adapt/--no-adapt): at x2,
-#: where it raised the mean check-gain on afm-samples by +0.44 dB (12 of 16 files up), not at x4 (it lost
-#: -0.04..-0.25 dB on average) nor x8 (not measured).
-ADAPT_BY_DEFAULT: dict[int, bool] = {2: True, 4: False, 8: False}
+#: Where ``adapt`` is on by default (``enhance(adapt=None)``, ``afm-sr enhance`` without --adapt/--no-adapt): nowhere.
+#: At x2 it raised the mean check-gain on afm-samples by +0.44 dB, but those pairs are bicubic like its own; on
+#: real pairs (a scan and a later zoom into it, issue 21) the default x2 adaptation lost -0.18 dB to bicubic (1 of
+#: 20 pairs better), the worst setting measured there. Until adapting is shown to help on real pairs it is opt-in.
+ADAPT_BY_DEFAULT: dict[int, bool] = {2: False, 4: False, 8: False}
 Progress = Callable[[int, int], None]
 
 
@@ -152,7 +153,8 @@ class SelfCheck:
             head += f"; base on the whole scan's pairs {self.whole_gain:+.2f} dB"
         if self.gain <= 0:
             return f"{head}; neither model beats bicubic on this scan: the result may be no better than bicubic"
-        return f"{head}; using the {self.used} model, estimated gain {self.gain:+.2f} dB"
+        return (f"{head}; using the {self.used} model, estimated gain {self.gain:+.2f} dB where a coarser scan "
+                f"relates to yours as bicubic downscaling (a real instrument's coarser scan may gain less)")
 
     def metadata(self) -> dict[str, str | float | int]:
         """What the output file keeps (plain numbers and strings, which every writer can store)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from afm_sr.degrade import BicubicDegradation, check_scale, degrade, imresize, modcrop
+from afm_sr.degrade import BicubicDegradation, Degradation, check_scale, degrade, imresize, modcrop
 from afm_sr.errors import AFMFileError, InputError
 from afm_sr.infer import adapt as own
 from afm_sr.infer.adapt import Pairs, SelfCheck
@@ -248,7 +248,8 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
                level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32",
                tile: int | str | None = DEFAULT_TILE, batch: int | None = None,
                progress: Progress | None = None, memory_limit: int | str | None = None, adapt: bool = False,
-               seed: int = 0, adapt_progress: Progress | None = None) -> GainResult:
+               seed: int = 0, adapt_progress: Progress | None = None,
+               degradation: Degradation | None = None) -> GainResult:
     """Degrade a high-resolution scan as in the paper, restore it with bicubic and the model, and score both.
 
     The scan is (optionally leveled,) clipped to its 2.5..97.5th percentile and z-scored, cropped to a
@@ -258,7 +259,9 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     (SSIM alone takes about 10 kB per pixel of the scan). With ``adapt`` the model is first adapted as
     ``enhance(adapt=True)`` would, on the low-resolution image alone (its own pairs, degraded by bicubic as this
     check degrades the scan: the known-kernel case), never on the scan scored against; ``self_check`` then holds
-    the estimate that adaptation made.
+    the estimate that adaptation made. ``degradation`` replaces the paper's bicubic downscaling (e.g. an
+    ``afm_sr.degrade.acquisition.FixedAcquisition``: what to expect from a scan recorded that way); its noise is
+    seeded by ``seed``.
     """
     hm = as_heightmap(image, None)
     sr = load_model(model)
@@ -273,7 +276,7 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     hr = modcrop(torch.from_numpy(norm.apply(heights)), s)
     if min(hr.shape) < 2 * s:
         raise InputError(f"a {heights.shape[0]}x{heights.shape[1]} image is too small to measure the gain at x{s}")
-    lr, bicubic = degrade(BicubicDegradation(), hr, s)
+    lr, bicubic = degrade(degradation or BicubicDegradation(), hr, s, torch.Generator().manual_seed(seed))
     lr_np = lr.numpy()
     sr, check = _own_pairs(sr, lr_np, s, adapt, False, seed, device, precision, adapt_progress, pairs="bicubic")
     net, dev, dtype = _prepared_net(sr, device, precision)

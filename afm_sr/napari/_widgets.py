@@ -84,7 +84,7 @@ def model_options() -> list[Widget]:
         CheckBox(name="adapt", text="adapt to this scan", value=False,
                  tooltip="fine-tune a copy of the model on the scan's own pairs first (seconds to a minute on a "
                          "CPU); used where it beats the model on held-out scan lines; Enhance ticks it where "
-                         "afm-sr enhance adapts by default (x2)"),
+                         "afm-sr enhance adapts by default (nowhere today: it lost on real scan/zoom pairs)"),
         SpinBox(name="tile", label="tile (px)", min=0, max=8192, step=32, value=0,
                 tooltip=f"output tile side, 0 = {DEFAULT_TILE} (at least 512 and twice the network's reach); "
                         "bounds memory, the result does not depend on it"),

@@ -122,14 +122,15 @@ def test_adapt_checkbox_equals_the_api(make_napari_viewer, qtbot, tiny_model: Pa
 
 
 @pytest.mark.default_adaptation
-def test_enhance_adapt_checkbox_follows_the_default_per_scale(make_napari_viewer) -> None:
+def test_enhance_adapt_checkbox_follows_the_default_per_scale(make_napari_viewer, monkeypatch) -> None:
+    monkeypatch.setitem(adapt_module.ADAPT_BY_DEFAULT, 4, True)  # today's default adapts nowhere: show it follows
     viewer = make_napari_viewer()
     enhance_dock, gain_dock = dock(viewer, "Enhance"), dock(viewer, "Check gain")
     ticked = {}
     for scale in (2, 4, 8):
         enhance_dock.option_widgets.scale.value = gain_dock.option_widgets.scale.value = scale
         ticked[scale] = (enhance_dock.option_widgets.adapt.value, gain_dock.option_widgets.adapt.value)
-    assert ticked == {s: (on, False) for s, on in adapt_module.ADAPT_BY_DEFAULT.items()}
+    assert ticked == {2: (False, False), 4: (True, False), 8: (False, False)}
 
 
 def test_check_gain_equals_the_api(make_napari_viewer, qtbot, tiny_model: Path, notes: Notes) -> None:

@@ -140,3 +140,17 @@ def test_bit_flipped_export_is_refused(tmp_path: Path, cli: Callable[..., CliRes
     raw[-10] ^= 0x08  # inside the last tensor
     weights.write_bytes(bytes(raw))
     _one_line(cli("export", weights, tmp_path / "copy.safetensors"), str(weights), "CRC-32")
+
+
+def test_eval_measures_the_checkpoint_not_init_weights(tmp_path: Path, cli: Callable[..., CliResult], task: Task,
+                                                       trained: Path) -> None:
+    """eval.py loads the checkpoint's weights itself: ``module.init_weights`` (fine-tuning's start) must not win."""
+    other = support.train_in_process([*TINY, "test=false", "seed=3"], tmp_path / "other")
+    start = tmp_path / "start.safetensors"
+    assert cli("export", other / "checkpoints" / "last.ckpt", start).code == 0
+    plain = task("eval.py", [*TINY, f"ckpt_path={trained}", "figure_images=0"], tmp_path / "plain")
+    with_init = task("eval.py", [*TINY, f"ckpt_path={trained}", "figure_images=0", f"module.init_weights={start}"],
+                     tmp_path / "init")
+    assert plain.code == 0 and with_init.code == 0, with_init.err[-3000:]
+    table = (tmp_path / "plain" / "table1.md").read_text()
+    assert table == (tmp_path / "init" / "table1.md").read_text()

@@ -14,8 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from afm_sr.choices import SUPPORTED_SCALES
-from afm_sr.errors import InputError
+from afm_sr.choices import check_scale
 from afm_sr.ranges import Range, as_range, draw
 
 
@@ -69,16 +68,6 @@ def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int
     wy = torch.as_tensor(_weights(h, size[0], sy), dtype=dtype, device=img.device)
     wx = torch.as_tensor(_weights(w, size[1], sx), dtype=dtype, device=img.device)
     return wy @ img.to(dtype) @ wx.T
-
-
-def check_scale(scale: int, shape: tuple[int, ...]) -> int:
-    """Validate a scale factor for an image of ``shape``; raise InputError with what to do."""
-    if int(scale) != scale or int(scale) not in SUPPORTED_SCALES:
-        raise InputError(f"scale {scale!r} is not supported; choose one of {list(SUPPORTED_SCALES)}")
-    if min(shape[-2:]) < 2 * int(scale):
-        raise InputError(f"a {shape[-2]}x{shape[-1]} image is too small for scale {scale}: "
-                         f"need at least {2 * int(scale)} px per side")
-    return int(scale)
 
 
 def modcrop(img: torch.Tensor, multiple: int) -> torch.Tensor:
