@@ -10,14 +10,16 @@ import logging
 import netrc
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.errors import InstantiationException
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -26,7 +28,8 @@ from pytorch_lightning.loggers import WandbLogger
 
 from afm_sr.callbacks import AtomicCheckpointIO, LineProgress
 from afm_sr.errors import AFMSRError, ConfigError, Interrupted, stop_on_signals
-from afm_sr.models.checkpoint import build_network, read_checkpoint
+from afm_sr.models import SRNet
+from afm_sr.models.checkpoint import TrainingState, build_network, class_name, read_checkpoint
 from afm_sr.report.evaluation import (
     example,
     metric_dict,
@@ -118,19 +121,21 @@ def _checkpoint_problem(path: Path) -> str | None:
     return None
 
 
-def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path) -> DictConfig:
-    """A copy of ``cfg`` whose ``model`` is the network ``ckpt`` records (ConfigError naming it if unusable).
+def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path
+                                ) -> tuple[DictConfig, SRNet, TrainingState | None]:
+    """``cfg`` with the ``model`` that ``ckpt`` records, that network (weights loaded), what resuming it must match.
 
-    The checkpoint is read with ``weights_only=True`` and its record and tensor shapes are checked before
-    Lightning sees it, so a missing, foreign, pickled or mismatched file is one clear line, and a user never
-    repeats the ``model.*`` settings a checkpoint was trained with.
+    ConfigError naming the file if it is unusable. The checkpoint's checksums are verified, it is read with
+    ``weights_only=True``, and its record and tensor shapes are checked before Lightning sees it, so a
+    missing, corrupted, foreign, pickled or mismatched file is one clear line, and a user never repeats the
+    ``model.*`` settings a checkpoint was trained with.
     """
     problem = _checkpoint_problem(ckpt)
     if problem:
         raise ConfigError(f"{name}={ckpt}: {problem}")
     try:
         weights = read_checkpoint(ckpt)
-        build_network(weights)
+        net = build_network(weights)
     except AFMSRError as err:
         raise ConfigError(f"{name}: {err}") from err
     out = cfg.copy()
@@ -138,7 +143,57 @@ def use_checkpoint_architecture(cfg: DictConfig, name: str, ckpt: Path) -> DictC
         out.model = OmegaConf.create(weights.record.as_config())
     if OmegaConf.select(cfg, "model") != out.model:
         log.info("%s: using the architecture the checkpoint records, %s", name, weights.record.describe())
-    return out
+    return out, net, weights.training
+
+
+def check_resume(cfg: DictConfig, ckpt: Path, saved: TrainingState | None) -> None:
+    """ConfigError saying what differs where ``ckpt`` cannot resume under ``cfg``, before Lightning loads it.
+
+    A file without Lightning's training state (weights only) cannot resume; the configured optimizer and LR
+    scheduler must be the checkpoint's: by the class names afm-sr records, or (files written before it did)
+    by the settings the saved state holds, which is what Lightning would otherwise fail on (``KeyError:
+    'momentum'`` resuming Adam state with SGD).
+    """
+    if saved is None or saved.lightning is None:
+        raise ConfigError(f"ckpt_path={ckpt}: holds weights but no Lightning training state ('pytorch-lightning_"
+                          "version', optimizer and loop state), so training cannot resume from it; evaluate it "
+                          "with eval.py, or resume from a last.ckpt written by train.py")
+    optimizer = instantiate(cfg.module.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+    factory = cfg.module.get("scheduler")
+    scheduler = instantiate(factory)(optimizer=optimizer) if factory else None
+    wanted = {"optimizer": [optimizer], "scheduler": [scheduler] if scheduler is not None else []}
+    for what, recorded, keys in (("optimizer", saved.optimizer_classes, saved.optimizer_keys),
+                                 ("scheduler", saved.scheduler_classes, saved.scheduler_keys)):
+        now = [class_name(o) for o in wanted[what]]
+        if recorded is not None and list(recorded) != now:
+            raise ConfigError(f"ckpt_path={ckpt}: it was trained with {what} {_names(recorded)} but "
+                              f"{_names(now)} is configured; resume with the {what} it was trained with")
+        if recorded is None and len(keys) != len(now):
+            raise ConfigError(f"ckpt_path={ckpt}: it holds {len(keys)} {what} state(s) but {len(now)} "
+                              f"{what}(s) are configured; resume with the {what} it was trained with")
+        for obj, saved_keys in zip(wanted[what], keys if recorded is None else (), strict=False):
+            missing = sorted(_settings(obj) - saved_keys)
+            if missing:
+                raise ConfigError(f"ckpt_path={ckpt}: its saved {what} state has no {', '.join(missing)}, which "
+                                  f"the configured {type(obj).__name__} needs: it was trained with another "
+                                  f"{what}; resume with the {what} it was trained with")
+
+
+def _settings(obj: object) -> set[str]:
+    """The numeric settings an optimizer's param groups (or a scheduler's state) must hold to be resumed into it.
+
+    Flags that PyTorch versions add and fill in themselves (``foreach``, ``fused``, ...) and private fields
+    are left out, so a checkpoint of an older PyTorch still resumes.
+    """
+    values = obj.defaults if isinstance(obj, torch.optim.Optimizer) else vars(obj)
+    return {k for k, v in values.items() if not k.startswith("_") and not isinstance(v, bool)
+            and isinstance(v, int | float | tuple | list)}
+
+
+def _names(classes: Sequence[str]) -> str:
+    """``torch.optim.adam.Adam`` as ``Adam``, several as ``[A, B]``, none as ``none``."""
+    short = [c.rsplit(".", 1)[-1] for c in classes]
+    return "none" if not short else short[0] if len(short) == 1 else f"[{', '.join(short)}]"
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
@@ -149,7 +204,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, float], dict[str, Any]]:
     """
     ckpt = cfg.get("ckpt_path")
     if ckpt:
-        cfg = use_checkpoint_architecture(cfg, "ckpt_path", Path(str(ckpt)))
+        cfg, _, saved = use_checkpoint_architecture(cfg, "ckpt_path", Path(str(ckpt)))
+        check_resume(cfg, Path(str(ckpt)), saved)
     datamodule, module, trainer = build(cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metrics = _floats(trainer.callback_metrics)
@@ -197,9 +253,14 @@ def checkpoints(cfg: DictConfig) -> dict[str, Path]:
 
 def _test_checkpoint(trainer: pl.Trainer, cfg: DictConfig, datamodule: pl.LightningDataModule, name: str,
                      ckpt: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """Build the network ``ckpt`` records, test it; return the module and its records (model rows named ``name``)."""
-    module = instantiate(use_checkpoint_architecture(cfg, f"checkpoint {name}", ckpt).module, _convert_="all")
-    trainer.test(module, datamodule=datamodule, ckpt_path=str(ckpt), weights_only=True)
+    """Build the network ``ckpt`` records, test it; return the module and its records (model rows named ``name``).
+
+    The weights are loaded by afm-sr (``models.checkpoint``), not Lightning: evaluating needs only them, so a
+    checkpoint without Lightning's training state evaluates too (and ``module.init_weights`` never replaces them).
+    """
+    checked, net, _ = use_checkpoint_architecture(cfg, f"checkpoint {name}", ckpt)
+    module = instantiate(checked.module, net=net, init_weights=None, _convert_="all")
+    trainer.test(module, datamodule=datamodule)
     return module, [{**r, "method": name} if r["method"] == "model" else r for r in module.test_records]
 
 
@@ -251,11 +312,29 @@ def _resume_hint(cfg: DictConfig) -> str:
     return f"resume with ckpt_path={last}" if last else "no checkpoint was written yet"
 
 
+class SweepJobFailed(CompactHydraException):
+    """An afm-sr error in one job of a Hydra multirun: the job is recorded as failed and the sweep goes on.
+
+    Hydra's launchers catch exceptions per job (``SystemExit`` would end the whole sweep); once the jobs
+    have run, the sweeper raises the first failure and Hydra prints this one line and exits with 1.
+    """
+
+
+def sweep_job() -> str | None:
+    """``job 3 (optimizer.lr=0.1,seed=2)`` inside a Hydra multirun; None in a single run."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    job = HydraConfig.get().job
+    return f"job {job.num} ({job.override_dirname or 'no overrides'})"
+
+
 def run(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """Run ``task`` turning afm-sr's own errors into one clear line and exit code 2 (no traceback).
 
-    SIGINT/SIGTERM stop it through its cleanup (checkpoints are written atomically, temp files removed) with
-    one line and exit code 130/143; ``ckpt_path=<run>/checkpoints/last.ckpt`` resumes it.
+    In a Hydra multirun the line names the job, and the job fails (``SweepJobFailed``) instead of ending
+    the process, so the other jobs run and the sweep then exits with 1. SIGINT/SIGTERM stop it (a sweep
+    too) through its cleanup (checkpoints are written atomically, temp files removed) with one line and exit
+    code 130/143; ``ckpt_path=<run>/checkpoints/last.ckpt`` resumes it.
     """
     if cfg.get("print_config"):
         log.info("config:\n%s", OmegaConf.to_yaml(cfg))
@@ -268,7 +347,11 @@ def run(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         print(f"afm-sr: error: {err}; {_resume_hint(cfg)}", file=sys.stderr)
         sys.exit(err.exit_code)
     except (AFMSRError, FloatingPointError, InstantiationException, MisconfigurationException, MemoryError) as err:
-        reason = _reason(err)
+        reason, job = _reason(err), sweep_job()
         log.error("%s", reason)
-        print(f"afm-sr: error: {reason}", file=sys.stderr)
-        sys.exit(2)
+        if job is None:
+            print(f"afm-sr: error: {reason}", file=sys.stderr)
+            sys.exit(2)
+        print(f"afm-sr: error: {job} failed: {reason}", file=sys.stderr, flush=True)
+        raise SweepJobFailed(f"afm-sr: error: sweep {job} failed: {reason}; the other jobs ran, their results "
+                             f"are in {Path(cfg.paths.output_dir).parent}") from None

@@ -13,7 +13,7 @@ from afm_sr.data import ImageBatch, PatchBatch
 from afm_sr.errors import ConfigError
 from afm_sr.metrics import MetricSpec, ScaleMetrics
 from afm_sr.models import SRNet
-from afm_sr.models.checkpoint import ArchRecord, arch_record, build_network, read_weights
+from afm_sr.models.checkpoint import ArchRecord, arch_record, build_network, class_name, read_weights
 from afm_sr.report.tables import summarize
 
 LOSS_WEIGHTINGS = ("none", "bicubic")
@@ -137,9 +137,14 @@ class SRModule(pl.LightningModule):
         return self._evaluate(batch, self.val_metrics)
 
     def on_validation_epoch_end(self) -> None:
-        """Log val/psnr_xS, val/bicubic_psnr_xS, val/gain_psnr_xS and the worst scale's gain (means over images)."""
+        """Log val/psnr_xS, val/bicubic_psnr_xS, val/gain_psnr_xS and the worst scale's gain (means over images).
+
+        A NaN metric (a broken image, a diverged network) raises FloatingPointError naming the images, before
+        any checkpoint could be chosen on it (+Inf dB, a perfect match, is a number).
+        """
         gains = []
         for s, rows in self._rows(self.val_metrics).items():
+            self._check_finite(rows, s)
             means = {m: rows[m].mean() for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
             for m, v in means.items():
                 self.log(f"val/{m}_x{s}", v, sync_dist=True)
@@ -148,6 +153,18 @@ class SRModule(pl.LightningModule):
             gains.append(gain)
         if gains:
             self.log("val/min_gain_psnr", torch.stack(gains).min(), prog_bar=True, sync_dist=True)
+
+    def _check_finite(self, rows: dict[str, torch.Tensor], scale: int) -> None:
+        """FloatingPointError naming the validation images whose metrics at ``scale`` are NaN."""
+        bad = sorted({int(i) for m, v in rows.items() if m != "image" for i in rows["image"][torch.isnan(v)]})
+        if not bad:
+            return
+        loader = self.trainer.val_dataloaders
+        images = (loader[0] if isinstance(loader, list) else loader).dataset.images
+        names = ", ".join(images[i].name for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise FloatingPointError(f"validation metrics at x{scale} are NaN for {len(bad)} image(s) ({names}) "
+                                 f"at epoch {self.current_epoch}: the image data or the network is broken; no "
+                                 "checkpoint was chosen on them")
 
     def test_step(self, batch: ImageBatch, batch_idx: int) -> dict[str, torch.Tensor]:
         """Measure model and bicubic on one test image (its row of Table 1)."""
@@ -181,3 +198,6 @@ class SRModule(pl.LightningModule):
         """Store the architecture record and the RNG state next to the weights (``infer`` rebuilds the net)."""
         checkpoint["torch_rng_state"] = torch.get_rng_state()  # patches are drawn from it: resume exactly
         checkpoint["afm_sr"] = arch_record(self.net, self.scales)
+        checkpoint["afm_sr_training"] = {  # what a resume must match (entry.check_resume)
+            "optimizers": [class_name(o) for o in self.trainer.optimizers],
+            "schedulers": [class_name(c.scheduler) for c in self.trainer.lr_scheduler_configs]}

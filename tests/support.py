@@ -63,3 +63,16 @@ def train_in_process(args: list[str], tmp_path: Path) -> Path:
     """``train.py ARGS`` in this process into ``tmp_path/train``; return that run folder."""
     run_in_process("train", args, tmp_path / "train")
     return tmp_path / "train"
+
+
+def assert_same_images(a: Any, b: Any) -> None:
+    """Two set-up ``AFMDataModule``s hold the same prepared images, split alike (names, tensors, statistics)."""
+    import pytest
+    import torch
+
+    for split in ("train", "val", "test"):
+        assert [im.name for im in a.images[split]] == [im.name for im in b.images[split]]
+        for x, y in zip(a.images[split], b.images[split], strict=True):
+            assert torch.equal(x.hr, y.hr) and x.pixel_size == y.pixel_size and x.stats == y.stats
+            assert all(torch.equal(x.inputs[s], y.inputs[s]) and torch.equal(x.lows[s], y.lows[s]) for s in x.inputs)
+            assert x.z_range == pytest.approx(y.z_range)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from support import assert_same_images
 
 import afm_sr.io as io
 from afm_sr.data import AFMDataModule
@@ -35,28 +36,19 @@ def _module(folder: Path, cache: Path | None, degradation: object = None) -> AFM
     return dm
 
 
-def _same(a: AFMDataModule, b: AFMDataModule) -> None:
-    for split in ("train", "val", "test"):
-        assert [im.name for im in a.images[split]] == [im.name for im in b.images[split]]
-        for x, y in zip(a.images[split], b.images[split], strict=True):
-            assert torch.equal(x.hr, y.hr) and x.pixel_size == y.pixel_size and x.stats == y.stats
-            assert all(torch.equal(x.inputs[s], y.inputs[s]) and torch.equal(x.lows[s], y.lows[s]) for s in x.inputs)
-            assert x.z_range == pytest.approx(y.z_range)
-
-
 def test_cached_images_equal_fresh_ones_and_skip_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _scans(tmp_path / "scans")
     fresh = _module(tmp_path / "scans", None)
     first = _module(tmp_path / "scans", tmp_path / "cache")
     assert len(list((tmp_path / "cache").iterdir())) == 1
-    _same(fresh, first)
+    assert_same_images(fresh, first)
 
     def no_reading(self: FolderMaterial) -> list:
         raise AssertionError("a cache hit must not read the instrument files")
 
     monkeypatch.setattr(FolderMaterial, "load", no_reading)
     second = _module(tmp_path / "scans", tmp_path / "cache")
-    _same(fresh, second)
+    assert_same_images(fresh, second)
     batch = next(iter(second.train_dataloader()))
     assert batch["input"].shape == (4, 1, 24, 24) and torch.isfinite(batch["input"]).all()
 
@@ -89,7 +81,7 @@ def test_truncated_entry_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING):
         again = _module(tmp_path / "scans", tmp_path / "cache")
     assert "truncated" in caplog.text
-    _same(fresh, again)
+    assert_same_images(fresh, again)
     assert arrays.stat().st_size > 1000
 
 
@@ -99,7 +91,7 @@ def test_unwritable_cache_warns_and_trains(tmp_path: Path, caplog: pytest.LogCap
     with caplog.at_level(logging.WARNING):
         dm = _module(tmp_path / "scans", tmp_path / "afile" / "cache")
     assert "could not write the cache" in caplog.text
-    _same(_module(tmp_path / "scans", None), dm)
+    assert_same_images(_module(tmp_path / "scans", None), dm)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="stale temp folders are found by flock, which only POSIX has")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
@@ -14,7 +15,7 @@ from afm_sr.data.cache import PreparedCache, cache_key
 from afm_sr.data.datasets import ImageDataset, PatchDataset
 from afm_sr.data.prepare import Prepared, prepare
 from afm_sr.degrade import Degradation
-from afm_sr.errors import ConfigError
+from afm_sr.errors import AFMFileError, ConfigError, InputError
 from afm_sr.io import HeightMap
 from afm_sr.materials import Material
 
@@ -49,6 +50,18 @@ def split_groups(groups: Sequence[object], fractions: Sequence[float], seed: int
     return [assign[g] for g in groups]
 
 
+def _usable_now(material: Material, names: Sequence[str]) -> str | None:
+    """The first file the material skipped when a cache entry was built that it can use now, else None."""
+    scan = getattr(material, "scan", None)
+    for name in names if scan is not None else ():
+        try:
+            scan(Path(name))
+        except AFMFileError:
+            continue
+        return name
+    return None
+
+
 class AFMDataModule(pl.LightningDataModule):
     """Per-material HR maps -> normalized, degraded tensors -> patch batches (train) and images (val/test).
 
@@ -56,6 +69,11 @@ class AFMDataModule(pl.LightningDataModule):
     with ``split_seed``, so each material is represented in val and test and no patch of a test image is
     ever trained on. With ``cache_dir``, materials that have a ``fingerprint()`` (folders of real scans)
     are prepared once and memory-mapped from a ``PreparedCache`` in later runs.
+
+    An image that cannot be used (the material's ``skipped`` files, and maps ``prepare`` refuses: too small,
+    NaN, constant) is skipped with a warning naming it, and each material's summary (used, skipped and why)
+    is logged once; with ``strict`` the first such image is an InputError naming it instead, and a material
+    left without images is always one.
     """
 
     def __init__(self, materials: Mapping[str, Material], degradation: Degradation,
@@ -63,7 +81,7 @@ class AFMDataModule(pl.LightningDataModule):
                  patches_per_epoch: int = 6400, split: Sequence[float] = (0.7, 0.15, 0.15),
                  split_seed: int = 1234, clip_percentiles: Sequence[float] = (2.5, 97.5),
                  num_workers: int = 0, pin_memory: bool = False, cache_dir: str | None = None,
-                 lr_patch: int | None = None, online_degradation: bool = False) -> None:
+                 lr_patch: int | None = None, online_degradation: bool = False, strict: bool = False) -> None:
         super().__init__()
         if not materials:
             raise ConfigError("dataset: no materials configured (add entries under dataset.materials)")
@@ -87,6 +105,7 @@ class AFMDataModule(pl.LightningDataModule):
         self.split, self.split_seed = tuple(split), split_seed
         self.clip = (float(clip_percentiles[0]), float(clip_percentiles[1]))
         self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.strict = strict
         self.cache = PreparedCache(cache_dir) if cache_dir else None
         self.images: dict[str, list[Prepared]] = {}
 
@@ -107,30 +126,61 @@ class AFMDataModule(pl.LightningDataModule):
             raise ConfigError(f"dataset: split(s) {empty} got no images ({counts}); use more images per material")
 
     def _material_images(self, key: str, material: Material) -> tuple[list[Prepared], list[object]]:
-        """Every prepared image of one material and its split group, from the cache where it has them."""
+        """Every usable prepared image of one material and its split group, from the cache where it has them."""
         fingerprint = getattr(material, "fingerprint", None)
         entry = None
         if self.cache is not None and fingerprint is not None:
             entry = cache_key(fingerprint(), self.scales, self.degradation, self.clip, self.split_seed, key)
             cached = self.cache.load(key, entry)
-            if cached is not None:
-                log.info("material %r: %d prepared images memory-mapped from %s", key, len(cached[0]),
+            now = _usable_now(material, cached.retry) if cached is not None else None
+            if now is not None:
+                self.cache.discard(key, entry, f"left out {now}, which can be used now")
+            elif cached is not None:
+                log.info("material %r: %d prepared images memory-mapped from %s", key, len(cached.images),
                          self.cache.root)
-                return cached
+                self._account(key, len(cached.images), cached.skipped)
+                return cached.images, cached.groups
         maps = material.load()
-        groups = [hm.metadata.get("group", i) for i, hm in enumerate(maps)]
-        prepared = [self._prepare(hm, key, i) for i, hm in enumerate(maps)]
+        skipped = dict(getattr(material, "skipped", {}))
+        retry = list(skipped)  # the material's own refusals: tried again before a cache entry is trusted
+        prepared, groups = [], []
+        for i, hm in enumerate(maps):
+            try:
+                prepared.append(self._prepare(hm, key, i))
+            except InputError as exc:
+                name = str(hm.source) if hm.source is not None else f"{key}_{i:03d}"
+                log.warning("material %r: skipping %s: %s", key, name, exc)
+                skipped[name] = str(exc)
+                continue
+            groups.append(hm.metadata.get("group", i))
+        self._account(key, len(prepared), skipped)
         if entry is not None:
             try:
-                self.cache.store(key, entry, prepared, groups)
+                self.cache.store(key, entry, prepared, groups, skipped, retry)
             except OSError as exc:
                 log.warning("material %r: could not write the cache under %s (%s); going on without it", key,
                             self.cache.root, exc)
                 return prepared, groups
-            cached = self.cache.load(key, entry)
+            cached = self.cache.load(key, entry, verify=False)  # just written and checked
             if cached is not None:  # serve the memory map, so in-memory copies can be freed
-                return cached
+                return cached.images, cached.groups
         return prepared, groups
+
+    def _account(self, key: str, used: int, skipped: Mapping[str, str]) -> None:
+        """Log what a material gives and skips, once; InputError where ``strict`` and one is skipped or none is left."""
+        if skipped and self.strict:
+            name, reason = next(iter(skipped.items()))
+            more = f" ({len(skipped) - 1} more skipped)" if len(skipped) > 1 else ""
+            raise InputError(f"{name}: {reason}{more}; dataset.strict=true refuses such files (false: skip them "
+                             "with a warning)")
+        listed = "; ".join(f"{Path(name).name} ({reason})" for name, reason in list(skipped.items())[:10])
+        listed += f"; and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        if not used:
+            raise InputError(f"material {key!r}: every image was skipped: {listed}")
+        if skipped:
+            log.warning("material %r: using %d images, skipped %d: %s", key, used, len(skipped), listed)
+        else:
+            log.info("material %r: using %d images", key, used)
 
     def _prepare(self, hm: HeightMap, key: str, index: int) -> Prepared:
         """Prepare one map with a degradation seed fixed by its material and index (same in every dataset)."""

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from afm_sr.degrade import Degradation, degrade, modcrop
+from afm_sr.errors import InputError
 from afm_sr.io import HeightMap
 from afm_sr.io.heightmap import scan_size
 from afm_sr.preprocess import Normalization, normalize
@@ -53,8 +54,13 @@ def prepare(hm: HeightMap, scales: Sequence[int], degradation: Degradation, seed
     The network input is always the bicubic upscaling of the degradation's LR image.
 
     The degradation's randomness is seeded by ``seed`` and the scale, so a split always sees the same
-    inputs.
+    inputs. Raises InputError (without the file's name, which the caller adds) for a map smaller than two LR
+    pixels at the largest scale, one that cannot be normalized, or one whose prepared arrays are not finite.
     """
+    least = 2 * lcm(scales)
+    if min(hm.data.shape) < least:
+        raise InputError(f"{hm.data.shape[0]}x{hm.data.shape[1]} px is too small: at least {least}x{least} px "
+                         f"give 2 LR pixels at x{max(scales)}")
     z, stats = normalize(hm.data, clip_percentiles)
     hr = modcrop(torch.from_numpy(z.astype(np.float32)), lcm(scales))
     inputs, lows = {}, {}
@@ -62,4 +68,6 @@ def prepare(hm: HeightMap, scales: Sequence[int], degradation: Degradation, seed
         gen = torch.Generator().manual_seed(int(seed) * 1009 + s)
         low, up = degrade(degradation, hr, s, gen)
         lows[s], inputs[s] = low.float().contiguous(), up.float().contiguous()
+    if not all(bool(torch.isfinite(t).all()) for t in (hr, *inputs.values(), *lows.values())):
+        raise InputError("its prepared (normalized, degraded) arrays hold NaN or Inf")
     return Prepared(hr.contiguous(), inputs, lows, stats.z_range, material, name, stats, hm.pixel_size)

@@ -20,7 +20,15 @@ from afm_sr.atomic import check_destination, write_atomically
 from afm_sr.choices import SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, InputError
 from afm_sr.models import SRNet
-from afm_sr.models.checkpoint import FORMAT_TAG, RECORD_VERSION, RESERVED, ArchRecord, build_network, read_weights
+from afm_sr.models.checkpoint import (
+    FORMAT_TAG,
+    RECORD_VERSION,
+    RESERVED,
+    ArchRecord,
+    build_network,
+    read_weights,
+    weights_crc,
+)
 
 PathLike = str | os.PathLike
 #: The name ``model="default"`` resolves to, inside the installed package.
@@ -156,5 +164,6 @@ def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapp
     if chosen:
         meta["gains"] = json.dumps({str(s): g for s, g in sorted(chosen.items())})
     tensors = {k: v.detach().float().contiguous() for k, v in src.net.state_dict().items()}
+    meta["crc32"] = weights_crc(tensors, meta)  # read_safetensors verifies it
     write_atomically({out: lambda tmp: save_file(tensors, str(tmp), metadata=meta)}, overwrite)
     return out

@@ -12,12 +12,19 @@ The architecture record (version 2) is ``{"_target_": "afm_sr.models.X", "kwargs
 ``channels``) still load. Before anything is allocated, the record is checked against each architecture's
 bounds and the tensor shapes it implies against the tensors in the file (the network is first built on
 PyTorch's ``meta`` device, which allocates nothing).
+
+Integrity: a checkpoint is a zip archive whose members carry CRC-32 checksums, which ``torch.load`` does not
+check; ``read_checkpoint`` verifies every one first (``check_archive``, about 2 GB/s: experiments/bench/
+RESULTS.md), so a flipped bit, a bad sector or a cut file is refused naming the file, on resume, eval,
+export and enhance alike.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +41,7 @@ PathLike = str | os.PathLike
 FORMAT_TAG = "afm-sr"
 RECORD_VERSION = 2
 #: Metadata keys of an exported file that are not free-form notes (``arch``..``channels``: afm-sr 0.1 files).
-RESERVED = ("format", "target", "kwargs", "scales", "gains", "version", "arch", "depth", "width", "channels")
+RESERVED = ("format", "target", "kwargs", "scales", "gains", "version", "arch", "depth", "width", "channels", "crc32")
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"
 
@@ -67,15 +74,49 @@ class ArchRecord:
         return {"_target_": self.target, **self.kwargs}
 
 
+@dataclass(frozen=True)
+class TrainingState:
+    """What a resumed run must match in a checkpoint: its optimizers and LR schedulers.
+
+    ``lightning`` is the file's ``pytorch-lightning_version`` (None: weights only, nothing to resume);
+    ``*_classes`` are what afm-sr recorded (``module.qualname``; None in files written before it did), and
+    ``optimizer_keys``/``scheduler_keys`` the keys of each saved param group / scheduler state.
+    """
+
+    lightning: str | None
+    optimizer_classes: tuple[str, ...] | None
+    scheduler_classes: tuple[str, ...] | None
+    optimizer_keys: tuple[frozenset[str], ...]
+    scheduler_keys: tuple[frozenset[str], ...]
+
+
 @dataclass
 class WeightsFile:
-    """What a weights file holds: its architecture, the network's tensors, measured gains and free notes."""
+    """What a weights file holds: its architecture, the network's tensors, measured gains and free notes.
+
+    ``training`` is set for a Lightning checkpoint (what resuming it needs to match), None for exported weights.
+    """
 
     path: Path
     record: ArchRecord
     tensors: dict[str, torch.Tensor]
     gains: dict[int, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    training: TrainingState | None = None
+
+
+def class_name(obj: object) -> str:
+    """``module.qualname`` of an object's class: how a checkpoint records its optimizer and scheduler."""
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def weights_crc(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> str:
+    """CRC-32 of an exported file's tensors (by name) and metadata (``crc32`` itself left out), as 8 hex digits."""
+    crc = zlib.crc32(json.dumps({k: v for k, v in metadata.items() if k != "crc32"}, sort_keys=True).encode())
+    for name in sorted(tensors):
+        data = tensors[name].detach().contiguous().reshape(-1).view(torch.uint8).numpy()
+        crc = zlib.crc32(data, zlib.crc32(name.encode(), crc))
+    return f"{crc:08x}"
 
 
 def nonfinite_weights(tensors: Iterable[torch.Tensor]) -> str | None:
@@ -141,8 +182,51 @@ def _parse_gains(path: Path, gains: Any) -> dict[int, dict[str, float]]:
         raise AFMFileError(path, f"its gains metadata is malformed ({exc!r})") from exc
 
 
+def check_archive(path: Path) -> None:
+    """AFMFileError naming ``path`` where its zip members do not match their CRC-32s or the archive is damaged."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise AFMFileError(path, f"is a damaged checkpoint: its zip archive cannot be read ({type(exc).__name__}: "
+                                 f"{exc}); it may be truncated or corrupted on disk: use another checkpoint "
+                                 "(e.g. best.ckpt, or an earlier run's)") from exc
+    if bad is not None:
+        raise AFMFileError(path, f"is a corrupted checkpoint: its member {bad!r} does not match its CRC-32 "
+                                 "checksum (a flipped bit or a bad sector); use another checkpoint (e.g. best.ckpt, "
+                                 "or an earlier run's)")
+
+
+def _training_state(ckpt: Mapping[str, Any]) -> TrainingState:
+    """What resuming ``ckpt`` must match (see ``TrainingState``), read leniently: odd entries count as absent."""
+    recorded = ckpt.get("afm_sr_training") if isinstance(ckpt.get("afm_sr_training"), dict) else {}
+
+    def names(key: str) -> tuple[str, ...] | None:
+        value = recorded.get(key)
+        return tuple(map(str, value)) if isinstance(value, list) else None
+
+    def keys(states: Any, groups: bool) -> tuple[frozenset[str], ...]:
+        states = states if isinstance(states, list) else []
+        found = [(st.get("param_groups") or [{}])[0] if groups else st for st in states if isinstance(st, dict)]
+        return tuple(frozenset(map(str, d)) for d in found if isinstance(d, dict))
+
+    version = ckpt.get("pytorch-lightning_version")
+    return TrainingState(None if version is None else str(version), names("optimizers"), names("schedulers"),
+                         keys(ckpt.get("optimizer_states"), True), keys(ckpt.get("lr_schedulers"), False))
+
+
 def read_checkpoint(path: Path) -> WeightsFile:
-    """Architecture and ``net.*`` tensors of a Lightning checkpoint, loaded with ``weights_only=True``."""
+    """Architecture and ``net.*`` tensors of a Lightning checkpoint, loaded with ``weights_only=True``.
+
+    A zip checkpoint's CRC-32s are verified first (``check_archive``); ``training`` says what it can resume.
+    """
+    try:
+        with path.open("rb") as handle:
+            zipped = handle.read(4) == _ZIP_MAGIC  # a legacy pickle file has no checksums to verify
+    except OSError as exc:
+        raise AFMFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
+    if zipped:
+        check_archive(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for foreign objects, RuntimeError/EOFError for broken files
@@ -157,7 +241,7 @@ def read_checkpoint(path: Path) -> WeightsFile:
         raise AFMFileError(path, "its 'afm_sr' architecture record is not a mapping")
     tensors = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
                if k.startswith("net.") and isinstance(v, torch.Tensor)}
-    return WeightsFile(path, parse_record(path, ckpt["afm_sr"]), tensors)
+    return WeightsFile(path, parse_record(path, ckpt["afm_sr"]), tensors, training=_training_state(ckpt))
 
 
 def read_safetensors(path: Path) -> WeightsFile:
@@ -171,6 +255,9 @@ def read_safetensors(path: Path) -> WeightsFile:
     if meta.get("format") != FORMAT_TAG:
         raise AFMFileError(path, f"is a .safetensors file but not afm-sr weights (metadata format="
                                  f"{meta.get('format')!r}, expected {FORMAT_TAG!r}); export it with export_weights")
+    if "crc32" in meta and meta["crc32"] != weights_crc(tensors, meta):  # files exported before it have none
+        raise AFMFileError(path, "is corrupted: its tensors and metadata do not match the CRC-32 recorded when it "
+                                 "was exported (a flipped bit or a bad sector); export it again from its checkpoint")
     try:
         record: dict[str, Any] = {**meta, "scales": json.loads(meta.get("scales", "null"))}
         if "target" in meta:
