@@ -2,6 +2,7 @@
 
 python experiments/acquisition/bench.py [--model NAME=PATH ...] [--sets samples afm-train-test]
     [--protocols bicubic box ...] [--scales 2 4 8] [--limit N] [--out experiments/acquisition/results]
+    [--no-v02 --merge OLD/records.csv]   (judge a new model beside v0.2's records of an earlier run)
 
 Each real height map (never trained on) is leveled, clipped/z-scored, cropped to a multiple of s and recorded as an
 s-times coarser scan under each protocol (``afm_sr.check_gain(..., degradation=...)``), then restored by bicubic and
@@ -75,6 +76,13 @@ def afm_train_test_maps(limit: int | None) -> list[HeightMap]:
     return [hm for hm, part in zip(maps, parts, strict=True) if part == "test"][:limit]
 
 
+def read_records(path: Path) -> list[dict[str, object]]:
+    """The rows of an earlier run's records.csv, numbers as numbers."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{**row, "scale": int(row["scale"]), "psnr": float(row["psnr"]), "ssim": float(row["ssim"])}
+                for row in csv.DictReader(f)]
+
+
 def main() -> None:
     """Score every (set, protocol, scale, file) for bicubic and every model; write records and tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,11 +93,15 @@ def main() -> None:
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 4, 8])
     parser.add_argument("--limit", type=int, default=None, help="at most this many files per set")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results"))
+    parser.add_argument("--no-v02", dest="v02", action="store_false", help="leave the packaged model out")
+    parser.add_argument("--merge", type=Path, action="append", default=[],
+                        help="records.csv of an earlier run (same sets, protocols, seeds) to tabulate beside")
     args = parser.parse_args()
-    models = {"v0.2": load_model("default")}
+    models = {"v0.2": load_model("default")} if args.v02 else {}
     models.update({name: load_model(path) for name, path in (m.split("=", 1) for m in args.model)})
     loaders = {"samples": sample_maps, "afm-train-test": afm_train_test_maps}
-    records = []
+    records = [row for path in args.merge for row in read_records(path)]
+    have_bicubic = {(r["material"], r["image"], r["scale"]) for r in records if r["method"] == "bicubic"}
     for set_name in args.sets:
         maps = loaders[set_name](args.limit)
         for i, hm in enumerate(maps):
@@ -100,7 +112,7 @@ def main() -> None:
                     base = {"material": f"{set_name}/{proto}", "image": name, "scale": s}
                     for j, (model_name, model) in enumerate(models.items()):
                         g = check_gain(hm, scale=s, model=model, level_plane=True, degradation=protocol(proto))
-                        if j == 0:
+                        if j == 0 and (base["material"], name, s) not in have_bicubic:
                             records.append({**base, "method": "bicubic", "psnr": g.bicubic_psnr,
                                             "ssim": g.bicubic_ssim})
                         records.append({**base, "method": model_name, "psnr": g.model_psnr, "ssim": g.model_ssim})
@@ -111,7 +123,7 @@ def main() -> None:
         writer.writerows(records)
     held = f" ({HELD_OUT}: the held-out family)"
     caption = (f"Gain over bicubic per set/protocol{held}; range01, border s; models "
-               + ", ".join(f"{k} = {m.info.source}" for k, m in models.items()))
+               + ", ".join([f"{k} = {m.info.source}" for k, m in models.items()] + [str(p) for p in args.merge]))
     text = to_markdown(paired_comparison(records, by_material=True), caption)
     (args.out / "tables.md").write_text(text + "\n", encoding="utf-8")
     print(text)
