@@ -71,6 +71,11 @@ def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int
     return wy @ img.to(dtype) @ wx.T
 
 
+def bicubic_matrix(in_len: int, scale: int) -> np.ndarray:
+    """The (scale * in_len, in_len) float64 matrix of ``imresize``'s upscaling along one axis (cached)."""
+    return _weights(in_len, in_len * int(scale), float(scale))
+
+
 def check_scale(scale: int, shape: tuple[int, ...]) -> int:
     """Validate a scale factor for an image of ``shape``; raise InputError with what to do."""
     if int(scale) != scale or int(scale) not in SUPPORTED_SCALES:

@@ -331,3 +331,24 @@ def test_v01_safetensors_still_load(tmp_path: Path) -> None:
     assert torch.equal(model.net(x, 2), net.eval()(x, 2))
     again = load_model(export_weights(old, tmp_path / "v02.safetensors"))  # re-exported in the new format
     assert again.info.record == model.info.record and torch.equal(again.net(x, 4), model.net(x, 4))
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_float32_assembly_keeps_the_detail_under_a_large_offset(scale: int) -> None:
+    """Heights 5 um above zero with nm detail, the shipped network, whole image and 3 x 3 tiles: the float32
+    bicubic of (heights - mean) plus the mean in float64 equals the old float64 path to float32 rounding of the
+    detail, where a float32 bicubic of the heights themselves would not."""
+    lr = 5e-6 + surface(48, seed=scale)
+    model = load_model()
+    norm = fit_normalization(lr)
+    with torch.inference_mode():
+        z = torch.from_numpy(norm.apply(lr).astype(np.float32))[None, None]
+        residual = model.net.residual(z, scale)[0, 0].double().numpy()
+    reference = imresize(torch.from_numpy(lr), scale=scale).numpy() + norm.std * residual  # the old path
+    rounding = 8 * np.finfo(np.float32).eps * np.abs(lr - lr.mean()).max()
+    nine = (2 * tiling.halo(tiling.exact_margin(model.net, scale), scale) + 16) * scale  # 3 x 3 cores of 16 px
+    for tile in (None, "auto", nine):
+        out = enhance(lr, scale=scale, model=model, device="cpu", tile=tile, adapt=False, self_check=False).data
+        assert np.abs(out - reference).max() < rounding, tile
+    naive = imresize(torch.from_numpy(lr).float(), scale=scale).double().numpy() + norm.std * residual
+    assert np.abs(naive - reference).max() > 100 * rounding
