@@ -275,8 +275,7 @@ def self_check(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.nda
               f"the own pairs of the middle {keep} of {z.shape[0]} scan lines")
     dev = resolve_device(device)
     pairs = _whole(z[top:top + keep], s, z_range, dev, resolve_precision(precision, dev))
-    net = copy.deepcopy(model.net).to(dev, memory_format=torch.channels_last).eval()
-    return SelfCheck(s, region, pairs.bicubic(), pairs.model(net))
+    return SelfCheck(s, region, pairs.bicubic(), pairs.model(model.prepared(dev, torch.float32)))
 
 
 def _whole(z: np.ndarray, scale: int, z_range: tuple[float, float], device: torch.device, dtype: torch.dtype

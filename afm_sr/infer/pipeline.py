@@ -6,7 +6,6 @@ user's own high-resolution scan (what ``afm-sr check-gain`` prints).
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Iterator
@@ -103,14 +102,10 @@ def _checked_result(result: np.ndarray, model: SRModel) -> np.ndarray:
 
 def _prepared_net(model: SRModel, device: str | torch.device, precision: str | int
                   ) -> tuple[SRNet, torch.device, torch.dtype]:
-    """A copy of the network on the device in the precision, channels-last (faster convolutions).
-
-    The loaded model itself stays float32 on the CPU, so a bf16 run does not round its weights for later calls.
-    """
+    """The model's copy on the device in the precision, channels-last (faster convolutions), made once per model."""
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    net = copy.deepcopy(model.net).to(device=dev, dtype=dtype, memory_format=torch.channels_last)
-    return net.eval(), dev, dtype
+    return model.prepared(dev, dtype), dev, dtype
 
 
 def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
