@@ -341,8 +341,9 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default auto)")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="32", help="convolution precision")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="PX",
-                        help="output tile side in pixels or 'auto' (default: at least 512 and twice the smallest "
-                             "exact tile for the network's reach), bounds memory; the result does not depend on it")
+                        help="output tile side in pixels or 'auto' (default: the whole image where its network "
+                             "activations fit the memory limit, else the largest strips or tiles that do), bounds "
+                             "memory; the result does not depend on it")
 
 
 def _shard(text: str) -> tuple[int, int]:

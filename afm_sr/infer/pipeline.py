@@ -142,10 +142,12 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     device : str or torch.device
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     precision : str
-        ``"32"`` or ``"bf16"`` for the convolutions (bicubic and the sum stay float64).
+        ``"32"`` or ``"bf16"`` for the convolutions (the bicubic of the heights minus their mean and the sum are
+        float32 on the device, the mean is added back in float64, so meters keep their detail).
     tile : int, "auto" or None
-        Output pixels per tile side, bounding memory (``"auto"``: at least 512 and twice the smallest exact
-        tile; None: the whole image in one pass; the result is the same).
+        Output pixels per tile side, bounding memory (``"auto"``: the whole image where the network's activations
+        fit the memory limit, else the largest full-width strips or tiles that do; None: the whole image in one
+        pass; the result is the same: tiles are exact cores plus halos, ``afm_sr.infer.tiling``).
     batch : int, optional
         Tiles per forward pass (default: 1 on a CPU, 8 on a GPU).
     progress : callable, optional
@@ -159,7 +161,8 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     self_check : bool
         Estimate the gain over bicubic on the scan's own pairs (held-out lines when adapting), log it and store
         it in the result's metadata (``afm_sr_self_check``, ``afm_sr_estimated_gain_db``); skipped on scans too
-        small for it.
+        small for it. At x2 it uses the middle 40 % of the scan lines (``SELF_CHECK_SHARE``), so it costs at most
+        a tenth of the enhancement.
     seed : int
         Fixes the adaptation's random crops (the same seed gives the same result).
     adapt_progress : callable, optional
