@@ -17,13 +17,12 @@ import argparse
 import copy
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 import torch
-from common import cpu_name
+from common import best_of, cpu_name
 
 from afm_sr.infer import SRModel, enhance, load_model
 from afm_sr.infer import adapt as own
@@ -43,12 +42,7 @@ def bf16_units() -> str:
 
 def timed(fn: Callable[[], object], repeats: int) -> float:
     """Fastest of ``repeats`` calls (seconds); the caller warms up on a smaller size first."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(fn, repeats, warmup=False)
 
 
 def surface(n: int, seed: int = 0) -> np.ndarray:
