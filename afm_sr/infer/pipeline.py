@@ -45,6 +45,8 @@ DEFAULT_BATCH = {"cpu": 1, "cuda": 8}
 #: The self-check's network work as a share of the enhancement's at most: its pairs are the scan downscaled by s
 #: (1/s^2 of the work), so x4 and x8 check the whole scan and x2 a central band of 40 % of the scan lines.
 SELF_CHECK_SHARE = 0.1
+#: The share of a GPU's free memory that ``tile="auto"`` lets the network's activations take.
+GPU_SHARE = 0.8
 #: Memory estimates (bytes per pixel, checked against ``afm_sr.io.budget``; measured on CPU with ru_maxrss):
 #: float64 arrays made from the input (heights, leveled, z-scored, clipped) and their float32 copies for the device,
 INPUT_BYTES = 56
@@ -71,10 +73,13 @@ def _planned_tiles(what: str, shape: tuple[int, int], scale: int, per_image_px: 
     ``per_image_px`` bytes for each LR pixel, plus the network's activations for ``batch`` of the largest tile;
     ``tile="auto"`` takes the whole image where that fits what is left, else the largest tiles that do.
     """
-    s = int(scale)
+    s, dev = int(scale), resolve_device(device)
     fixed = shape[0] * shape[1] * per_image_px
-    px_bytes = activation_bytes(model.net, s, resolve_precision(precision, resolve_device(device)))
-    tiles = plan_tiles(model.net, shape, s, tile, batch * px_bytes, headroom(memory_limit) - fixed)
+    px_bytes = activation_bytes(model.net, s, resolve_precision(precision, dev))
+    room = headroom(memory_limit) - fixed
+    if dev.type == "cuda":  # the activations live in the GPU's own memory
+        room = min(room, int(GPU_SHARE * torch.cuda.mem_get_info(dev)[0]))
+    tiles = plan_tiles(model.net, shape, s, tile, batch * px_bytes, room)
     reserve(fixed + int(batch * largest_out_px(tiles, s) * px_bytes), what, limit=memory_limit)
     return tiles
 
