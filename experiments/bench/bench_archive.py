@@ -5,8 +5,8 @@ Usage: ``python experiments/bench/bench_archive.py [--files 100] [--px 128] [--s
 Writes ``--files`` random height maps of ``--px`` px as .npy into a temp folder, times the shipped network's bare
 forward ``net(z, s)`` on each file's z-scored tensor (the channels-last copy ``enhance`` runs, one call per file)
 before and after (their mean is the reference, so a load that changes during the run counts on both sides),
-and between them one in-process ``afm-sr enhance 'folder/*.npy' -o out --scale S --no-adapt`` (reading, self-check, bicubic,
-.gwy writing, summary table included) and prints wall time / summed bare time (goal: <= 1.1).
+and between them one in-process ``afm-sr enhance 'folder/*.npy' -o out --scale S --no-adapt`` (reading,
+self-check, bicubic, .gwy writing, summary table included) and prints wall time / summed bare time (goal: <= 1.1).
 """
 
 from __future__ import annotations
