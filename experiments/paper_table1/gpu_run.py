@@ -7,11 +7,10 @@ Usage (from the repository root; run it again until it prints the table):
 
 Each call is one part: ``train.py experiment=paper_gpu`` for ``dataset=mono`` and ``dataset=multi`` side by side
 on the one GPU (two small-batch jobs fill it better than one), each stopped by ``trainer.max_time`` and resumed by
-the next call from its ``last.ckpt`` (weights, optimizer, scheduler, epoch and step restored; the work since the
-last epoch end, at most one epoch, is redone; the patches drawn after a resume differ from an uninterrupted run's,
-the global RNG not being in the checkpoint). It prints each job's patches/s for the part. Once both reached
-``max_epochs``, it runs ``eval.py`` on both best checkpoints and writes ``table1_vs_paper.md``: this run's Table 1
-beside the paper's, into ``--results``.
+the next call from its ``last.ckpt`` (weights, optimizer, scheduler, epoch, step, the torch RNG state and
+Lightning's Timer restored; the work since the last epoch end, at most one epoch, is redone). It prints each
+job's patches/s for the part. Once both reached ``max_epochs``, it runs ``eval.py`` on both best checkpoints
+and writes ``table1_vs_paper.md``: this run's Table 1 beside the paper's, into ``--results``.
 """
 
 from __future__ import annotations
@@ -39,25 +38,30 @@ SMOKE = ["experiment=paper_gpu", "trainer=cpu", "module.compile=false", "dataset
          "trainer.check_val_every_n_epoch=1", "dataset.materials.ceramic.n_images=12", "test=false"]
 
 
-def steps_done(ckpt: Path) -> tuple[int, int]:
-    """(epoch, global step) stored in a train.py checkpoint; (0, 0) where there is none yet."""
+def steps_done(ckpt: Path) -> tuple[int, int, float]:
+    """(epoch, global step, training seconds of Lightning's Timer) in a train.py checkpoint; zeros without one."""
     if not ckpt.is_file():
-        return 0, 0
+        return 0, 0, 0.0
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
-    return int(state.get("epoch", 0)), int(state.get("global_step", 0))
+    timer = state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {})
+    return int(state.get("epoch", 0)), int(state.get("global_step", 0)), float(timer.get("train", 0.0))
+
+
+def max_time(seconds: float) -> str:
+    """Lightning's ``trainer.max_time`` string (DD:HH:MM:SS) for ``seconds``."""
+    whole = int(seconds)
+    return f"{whole // 86400:02d}:{whole % 86400 // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def train_part(out: Path, overrides: list[str], minutes: float) -> dict[str, float]:
     """Run (or resume) both training jobs side by side for at most ``minutes``; patches/s of each job."""
-    seconds = int(minutes * 60)
-    limit = f"00:{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
     jobs, before = {}, {}
     start = time.perf_counter()
     for name in DATASETS:
         ckpt = out / name / "checkpoints" / "last.ckpt"
-        before[name] = steps_done(ckpt)[1]
+        _, before[name], trained = steps_done(ckpt)  # Lightning's Timer resumes its count: add this part to it
         cmd = [sys.executable, "train.py", *overrides, f"dataset={name}", f"hydra.run.dir={out / name}",
-               f"trainer.max_time={limit}", "test=false", "logger=csv"]
+               f"trainer.max_time={max_time(trained + minutes * 60)}", "test=false", "logger=csv"]
         cmd += [f"ckpt_path={ckpt}"] if ckpt.is_file() else []
         print("+", " ".join(cmd), flush=True)
         log = (out / f"{name}.log").open("a")
@@ -107,7 +111,7 @@ def main() -> None:
     rates = train_part(args.out, overrides, args.minutes)
     batch, epochs = (64, 2 if args.smoke else 200)
     for name, rate in rates.items():
-        epoch, step = steps_done(args.out / name / "checkpoints" / "last.ckpt")
+        epoch, step, _ = steps_done(args.out / name / "checkpoints" / "last.ckpt")
         print(f"{name}: {rate * batch:.0f} patches/s this part (wall clock, setup included), epoch {epoch}, "
               f"step {step}", flush=True)
     if not all(steps_done(args.out / n / "checkpoints" / "last.ckpt")[0] >= epochs - 1 for n in DATASETS):
