@@ -13,7 +13,7 @@ import csv
 import io
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -83,12 +83,14 @@ class Done(Generic[T, Result]):
 
 
 def pipelined(items: Sequence[T], read: Callable[[T], Data], compute: Callable[[T, Data], Result],
-              write: Callable[[T, Result], None]) -> Iterator[Done[T, Result]]:
+              write: Callable[[T, Result], None], undo: Callable[[T], None] | None = None
+              ) -> Iterator[Done[T, Result]]:
     """``write(item, compute(item, read(item)))`` for each item, in order, reading one ahead and writing one behind.
 
     Yields each item, in order, once its write has finished (or one of its steps failed with an AFMSRError or
-    MemoryError, which stays with that item). Any other exception, or Interrupted, stops the run after the write
-    in flight.
+    MemoryError, which stays with that item). Any other exception, or Interrupted, stops the run: the write in
+    flight (which a signal cannot stop in its thread) is let finish and then, if it succeeded, handed to ``undo``
+    (the caller removes that output), so what a stopped run leaves is exactly what it reported.
     """
     with ThreadPoolExecutor(1, thread_name_prefix="afm-sr-read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="afm-sr-write") as writer:
@@ -106,20 +108,26 @@ def pipelined(items: Sequence[T], read: Callable[[T], Data], compute: Callable[[
                 except (AFMSRError, MemoryError) as exc:
                     failed = Done(item, None, exc, time.perf_counter() - start)
                     if behind is not None:  # items come out in order
-                        yield _finished(*behind)
-                        behind = None
+                        finished, behind = _finished(*behind), None
+                        yield finished
                     yield failed
                     continue
                 del data
                 seconds = time.perf_counter() - start
                 if behind is not None:
-                    yield _finished(*behind)
+                    finished, behind = _finished(*behind), None
+                    yield finished
                 behind = (item, writer.submit(write, item, result), result, seconds)
             if behind is not None:
-                yield _finished(*behind)
+                finished, behind = _finished(*behind), None
+                yield finished
         finally:
             for future in reads.values():
                 future.cancel()
+            if behind is not None:
+                wait([behind[1]])
+                if undo is not None and behind[1].exception() is None:
+                    undo(behind[0])
 
 
 def _finished(item: T, write: Future[None], result: Result, seconds: float) -> Done[T, Result]:

@@ -271,9 +271,15 @@ def _enhance_jobs(jobs: list[Job], model: object, args: argparse.Namespace, rows
             save_preview(*pair, preview, title=f"{src.name} x{args.scale}", level_plane=args.level)
         write(pair[1], dest, overwrite=args.force, memory_limit=args.memory_limit)
 
+    def undo(job: Job) -> None:  # a write that finished after the run was stopped: not reported, so not left
+        if not args.force:
+            for path in (job[1], job[2]):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+
     start = time.perf_counter()
     with logging_redirect_tqdm(), tqdm(total=len(jobs), desc="files", unit="file", disable=None, position=0) as bar:
-        for n, done in enumerate(pipelined(jobs, read_job, compute, write_job), 1):
+        for n, done in enumerate(pipelined(jobs, read_job, compute, write_job, undo), 1):
             bar.update(1)
             (src, dest, preview), pace = done.item, _pace(n, len(jobs), time.perf_counter() - start)
             if done.error is not None:
