@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from test_infer import surface, write_tiny_checkpoint
 
 import afm_sr.infer.weights as weights
 from afm_sr.archive import parse_shard, pipelined, shard
 from afm_sr.cli import main
 from afm_sr.errors import InputError
-from afm_sr.infer import load_model
+from afm_sr.infer import enhance, load_model
 
 
 def _folder(tmp_path: Path, n: int, px: int = 16) -> Path:
@@ -47,10 +48,20 @@ def test_100_files_load_and_check_the_model_once(tmp_path: Path, monkeypatch: py
     code = main(["enhance", str(folder / "*.npy"), "-o", str(tmp_path / "out"), "--scale", "2", "--no-adapt",
                  "--model", str(ckpt), "--device", "cpu", "--pixel-size", "1e-8"])
     assert code == 0 and len(list((tmp_path / "out").glob("*_x2.gwy"))) == 100
-    model = load_model(ckpt)  # the same model, no new read: loaded once per process
-    assert calls == [ckpt] and len(model._copies) == 1  # one copy for the device and precision, made once
+    model = load_model(ckpt)  # no new read: loaded and checked once per process
+    assert calls == [ckpt]
+    torch.nn.init.zeros_(next(model.net.parameters()))  # each load is the caller's own copy
+    assert next(load_model(ckpt).net.parameters()).abs().sum() > 0 and calls == [ckpt]
     os.utime(ckpt, ns=(os.stat(ckpt).st_atime_ns, os.stat(ckpt).st_mtime_ns + 10**9))  # a new file: read again
-    assert load_model(ckpt) is not model and calls == [ckpt, ckpt]
+    load_model(ckpt)
+    assert calls == [ckpt, ckpt]
+
+
+def test_enhance_prepares_one_copy_per_device_and_precision(tmp_path: Path) -> None:
+    model = load_model(write_tiny_checkpoint(tmp_path / "tiny.ckpt"))
+    for seed in range(3):
+        enhance(surface(32, seed=seed), 2, model, pixel_size=1e-8, device="cpu", adapt=False)
+    assert list(model._copies) == [("cpu", torch.float32)]
 
 
 def test_resume_skips_finished_files_and_the_summary_covers_all(tmp_path: Path,
@@ -112,5 +123,5 @@ def test_pipelined_reads_ahead_writes_behind_and_keeps_failures_to_their_item() 
 
     done = list(pipelined([0, 1, 2, 3], read, compute, write))
     assert [d.item for d in done] == [0, 1, 2, 3]
-    assert [d.result for d in done] == [0, None, 10, 30] and isinstance(done[1].error, InputError)
+    assert [d.result for d in done] == [0, 10, None, 30] and isinstance(done[2].error, InputError)
     assert events == ["w0", "w1", "w3"]

@@ -99,7 +99,8 @@ LOADED_MAX = 4
 def load_model(model: PathLike | SRModel = "default") -> SRModel:
     """Build the network a weights file describes and load its tensors (safely, never unpickling objects).
 
-    Once per process: a file already loaded (same path, modification time and size) returns the same SRModel.
+    Once per process: a file already loaded (same path, modification time and size) is not read or checked again;
+    each call returns its own copy of the network (a few ms), so a caller that changes its copy changes no other.
 
     Parameters
     ----------
@@ -128,15 +129,16 @@ def load_model(model: PathLike | SRModel = "default") -> SRModel:
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size) if stat else None
     if key in _LOADED:
         _LOADED.move_to_end(key)
-        return _LOADED[key]
-    weights = read_weights(path)
-    info = ModelInfo(weights.record, weights.gains, "default" if default else str(path), weights.extra)
-    loaded = SRModel(build_network(weights), info)
-    if key is not None:
+    else:
+        weights = read_weights(path)
+        info = ModelInfo(weights.record, weights.gains, "default" if default else str(path), weights.extra)
+        loaded = SRModel(build_network(weights), info)
+        if key is None:
+            return loaded
         _LOADED[key] = loaded
         while len(_LOADED) > LOADED_MAX:
             _LOADED.popitem(last=False)
-    return loaded
+    return SRModel(copy.deepcopy(_LOADED[key].net), _LOADED[key].info)  # a copy: callers may change theirs
 
 
 def check_gains(gains: Mapping[Any, Any]) -> dict[int, dict[str, float]]:
