@@ -211,7 +211,8 @@ def run_enhance(args: argparse.Namespace) -> int:
     into_folder = args.output is not None and (len(files) > 1 or args.output.is_dir() or not args.output.suffix)
     if into_folder and files:
         make_folder(args.output)
-    summary = args.summary or (args.output / _summary_name(args.shard) if into_folder else None)
+    archive = into_folder and (len(files) > 1 or args.shard is not None)  # one file needs no table
+    summary = args.summary or (args.output / _summary_name(args.shard) if archive else None)
     if summary is not None:
         check_destination(summary, args.force or args.resume)
     earlier = _earlier_rows(summary) if args.resume else {}
@@ -382,7 +383,7 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
                              "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT in a SLURM array")
     parser.add_argument("--summary", type=Path, metavar="CSV",
                         help="write the table of files, pixels, self-check gain and seconds here (default: "
-                             "enhance_summary.csv in the -o folder)")
+                             "enhance_summary.csv in the -o folder when it receives several files or a shard)")
     parser.add_argument("--preview", action="store_true",
                         help="also write <output>_preview.png: input | bicubic | afm-sr in nm, one colour scale, "
                              "with zoomed crops where they differ most")
