@@ -8,7 +8,8 @@ Usage (from the repository root; run it again until it prints the table):
 Each call is one part: ``train.py experiment=paper_gpu`` for ``dataset=mono`` and ``dataset=multi`` side by side
 on the one GPU (two small-batch jobs fill it better than one), each stopped by ``trainer.max_time`` and resumed by
 the next call from its ``last.ckpt`` (weights, optimizer, scheduler, epoch, step, the torch RNG state and
-Lightning's Timer restored; the work since the last epoch end, at most one epoch, is redone). It prints each
+Lightning's Timer restored; a part that stopped at an epoch end resumes exactly, one stopped inside an epoch
+draws other patches for the rest of it: RESULTS.md). It prints each
 job's patches/s for the part. Once both reached ``max_epochs``, it runs ``eval.py`` on both best checkpoints
 and writes ``table1_vs_paper.md``: this run's Table 1 beside the paper's, into ``--results``.
 """
