@@ -5,10 +5,11 @@ Usage: ``python experiments/bench/bench_enhance.py [--sizes 256 1024] [--scales 
 For each input size, scale and precision (fp32; bf16 where the CPU has bf16 units, avx512_bf16 or amx_bf16 in
 /proc/cpuinfo): the bare forward ``net(z, s)`` of the packaged model on the same z-scored tensor ``enhance``
 makes (one call, no tiles; as loaded and channels-last, the faster counts), ``enhance(lr, scale=s,
-adapt=False)`` with its self-check, without it, and the self-check alone (as ``enhance`` runs it, and on the whole
-scan). Ratios are enhance / the faster bare forward. Where the bare forward's activations do not fit half the
-available memory (1024 px at x8 here: ~34 GB), the bare time is that of its four 512 px quadrants (the network's
-cost is linear in pixels; said in the row). Everything through the network contract only (``net(lr, s)``).
+adapt=False)`` with its self-check, without it, and the self-check alone (as ``enhance`` runs it, and on the
+whole scan), interleaved in rounds (each keeps its fastest round). Ratios are enhance / the faster bare
+forward. Where the bare forward's activations do not fit half the available memory (1024 px at x8 here:
+~34 GB), the bare time is that of its four 512 px quadrants (the network's cost is linear in pixels; said in
+the row). Everything through the network contract only (``net(lr, s)``).
 """
 
 from __future__ import annotations
@@ -40,11 +41,6 @@ def bf16_units() -> str:
     return " ".join(sorted({f for f in flags if f in {"avx512_bf16", "amx_bf16"}}))
 
 
-def timed(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` calls (seconds); the caller warms up on a smaller size first."""
-    return best_of(fn, repeats, warmup=False)
-
-
 def surface(n: int, seed: int = 0) -> np.ndarray:
     """A rough random height map of n x n px in meters (a few nm, on a 1 um offset)."""
     rng = np.random.default_rng(seed)
@@ -52,30 +48,42 @@ def surface(n: int, seed: int = 0) -> np.ndarray:
     return 1e-6 + 1e-9 * (rough - rough.mean()) / rough.std()
 
 
-def bare(net: SRNet, z: torch.Tensor, scale: int, repeats: int) -> tuple[float, str]:
-    """The faster of the loaded and the channels-last network on ``z`` (quadrants where the whole does not fit)."""
+def bare_calls(net: SRNet, z: torch.Tensor, scale: int) -> tuple[list[Callable[[], object]], str]:
+    """The bare forward as loaded and channels-last (on the four quadrants where the whole does not fit)."""
     fits = activation_bytes(net, scale) * z.numel() * scale * scale < headroom()
     parts = [z] if fits else [z[..., y:y + z.shape[-2] // 2, x:x + z.shape[-1] // 2]
                               for y in (0, z.shape[-2] // 2) for x in (0, z.shape[-1] // 2)]
     last = copy.deepcopy(net).to(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        best = [sum(timed(partial(model, p.contiguous(memory_format=fmt), scale), repeats) for p in parts)
-                for model, fmt in ((net, torch.contiguous_format), (last, torch.channels_last))]
-    note = "" if fits else " (4 quadrants)"
-    return min(best), f"{best[0]:7.2f} {best[1]:7.2f}{note}"
+
+    def run(model: SRNet, fmt: torch.memory_format) -> None:
+        with torch.inference_mode():
+            for p in parts:
+                model(p.contiguous(memory_format=fmt), scale)
+
+    return [partial(run, net, torch.contiguous_format), partial(run, last, torch.channels_last)], (
+        "" if fits else " (4 quadrants)")
 
 
 def row(model: SRModel, net: SRNet, img: np.ndarray, z: torch.Tensor, s: int, precision: str, repeats: int) -> str:
-    """One table row: bare forward, enhance with and without the self-check, the self-check alone."""
-    reference, bare_text = bare(net, z, s, repeats)
+    """One table row: bare forward, enhance with and without the self-check, the self-check alone.
+
+    The variants run interleaved, ``repeats`` rounds, and each keeps its fastest round, so a load that changes
+    during the row weighs on all of them alike.
+    """
+    bares, note = bare_calls(net, z, s)
     run = partial(enhance, img, scale=s, model=model, adapt=False, device="cpu", precision=precision)
-    full, quiet = timed(run, repeats), timed(partial(run, self_check=False), repeats)
     lines = min(1.0, SELF_CHECK_SHARE * s * s)
     check_run = partial(own.self_check, model, img, s, device="cpu", precision=precision)
-    check = timed(partial(check_run, lines=lines), repeats)
-    whole = check if lines >= 1 else timed(check_run, repeats)
-    return (f"| {img.shape[0]} | x{s} | {precision} | {bare_text} | {full:.2f} | {full / reference:.2f} | "
-            f"{quiet:.2f} | {quiet / reference:.2f} | {check:.2f} / {whole:.2f} |")
+    calls = [*bares, run, partial(run, self_check=False), partial(check_run, lines=lines)]
+    calls += [check_run] if lines < 1 else []
+    best = [float("inf")] * len(calls)
+    for _ in range(repeats):
+        best = [min(b, best_of(call, 1, warmup=False)) for b, call in zip(best, calls, strict=True)]
+    loaded, last, full, quiet, check = best[:5]
+    whole = best[5] if lines < 1 else check
+    reference = min(loaded, last)
+    return (f"| {img.shape[0]} | x{s} | {precision} | {loaded:7.2f} {last:7.2f}{note} | {full:.2f} | "
+            f"{full / reference:.2f} | {quiet:.2f} | {quiet / reference:.2f} | {check:.2f} / {whole:.2f} |")
 
 
 def main() -> None:
@@ -84,7 +92,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--precisions", nargs="+", default=None, help="default: 32, and bf16 where the CPU has it")
-    parser.add_argument("--repeats", type=int, default=2, help="best of, for inputs under 512 px (1 above)")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds, for inputs under 512 px (1 above)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
