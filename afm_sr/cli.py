@@ -7,19 +7,22 @@ A subcommand is one function ``add_<name>(subparsers)`` that registers its parse
 from __future__ import annotations
 
 import argparse
+import csv
 import glob
 import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from afm_sr.archive import Row, parse_shard, pipelined, shard, write_summary
 from afm_sr.atomic import check_destination, make_folder
 from afm_sr.choices import ADAPT_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
-from afm_sr.io import WRITERS, FileInfo, check_output, describe, read, reserve_write, write
+from afm_sr.io import WRITERS, FileInfo, HeightMap, check_output, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
 from afm_sr.io.budget import parse_size
 from afm_sr.io.heightmap import check_pixel_size
@@ -201,54 +204,125 @@ def _claim(path: Path, force: bool, claimed: dict[Path, str],
 
 
 def run_enhance(args: argparse.Namespace) -> int:
-    """Enhance each file, isolating failures to their file; non-zero exit if any failed."""
-    from tqdm import tqdm
-    from tqdm.contrib.logging import logging_redirect_tqdm
+    """Enhance each file (one read ahead, one written behind), isolating failures; non-zero exit if any failed."""
+    from afm_sr.infer import load_model, resolve_device, resolve_precision
 
-    from afm_sr.infer import enhance, load_model, resolve_device, resolve_precision, save_preview
-
+    if args.resume and args.force:
+        raise InputError("--resume keeps existing outputs and --force replaces them: pass one of them")
     resolve_precision(args.precision, resolve_device(args.device))  # bad options fail once, before any file
     model = load_model(args.model)
     files, unmatched = _expand(args.inputs)
-    failed = len(unmatched)
+    files = shard(files, *args.shard) if args.shard else files
     for pattern in unmatched:
         print(f"afm-sr: error: {pattern}: no file matches", file=sys.stderr)
     # os.path.isdir is False (no OSError) for a name too long to look up; _claim then says what is wrong with it
     into_folder = args.output is not None and (len(files) > 1 or os.path.isdir(args.output) or not args.output.suffix)
     if into_folder and files:
         make_folder(args.output)
+    archive = into_folder and (len(files) > 1 or args.shard is not None)  # one file needs no table
+    summary = args.summary or (args.output / _summary_name(args.shard) if archive else None)
+    if summary is not None:
+        check_destination(summary, args.force or args.resume)
+    earlier = _earlier_rows(summary) if args.resume else {}
     claimed = dict.fromkeys((f.resolve() for f in files), INPUT)
+    jobs, rows = [], []
+    for src in files:
+        try:
+            dest = _destination(src, args, into_folder)
+            if args.resume and dest.exists():
+                rows.append(earlier.get(str(src), Row(str(src), str(dest), "skipped", message="output existed")))
+                continue
+            dest = _claim(dest, args.force, claimed)
+            preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed, check_destination)
+                       if args.preview else None)
+        except AFMSRError as exc:
+            print(_error_line(exc, src), file=sys.stderr)
+            rows.append(Row(str(src), "", "failed", message=str(exc)))
+            continue
+        jobs.append((src, dest, preview))
+    try:
+        _enhance_jobs(jobs, model, args, rows)
+    finally:
+        if summary is not None:
+            write_summary(rows, summary, overwrite=args.force or args.resume)
+    return EXIT_ERROR if unmatched or any(row.status == "failed" for row in rows) else 0
+
+
+Job = tuple[Path, Path, Path | None]
+
+
+def _enhance_jobs(jobs: list[Job], model: object, args: argparse.Namespace, rows: list[Row]) -> None:
+    """Run the jobs through ``pipelined``; one line per file (with files/s and ETA), a row each in ``rows``."""
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from afm_sr.infer import enhance, save_preview
+
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=None, position=1)
     tile_progress, adapt_progress = _bar_progress(tiles), _bar_progress(tiles, "adapting")
 
-    with logging_redirect_tqdm():
-        for src in tqdm(files, desc="files", unit="file", disable=None, position=0):
-            try:
-                dest = _claim(_destination(src, args, into_folder), args.force, claimed)
-                preview = (_claim(dest.with_name(f"{dest.stem}_preview.png"), args.force, claimed, check_destination)
-                           if args.preview else None)
-                hm = read(src, args.channel, args.pixel_size, args.z_unit, args.memory_limit)
-                reserve_write(dest, (hm.shape[0] * args.scale, hm.shape[1] * args.scale), args.memory_limit)
-                tiles.reset()
-                out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device,
-                              precision=args.precision, tile=args.tile, progress=tile_progress,
-                              memory_limit=args.memory_limit, adapt=args.adapt, seed=args.seed,
-                              adapt_progress=adapt_progress, adapt_pairs=args.adapt_pairs)
-                if "afm_sr_self_check" in out.metadata:
-                    tqdm.write(f"{src.name}: {out.metadata['afm_sr_self_check']}")
-                write(out, dest, overwrite=args.force, memory_limit=args.memory_limit)
-                if preview is not None:
-                    save_preview(hm, out, preview, title=f"{src.name} x{args.scale}", level_plane=args.level)
-            except (AFMSRError, MemoryError) as exc:
-                tqdm.write(_error_line(exc, src), file=sys.stderr)
-                failed += 1
+    def read_job(job: Job) -> HeightMap:
+        return read(job[0], args.channel, args.pixel_size, args.z_unit, args.memory_limit)
+
+    def compute(job: Job, hm: HeightMap) -> tuple[HeightMap, HeightMap]:
+        reserve_write(job[1], (hm.shape[0] * args.scale, hm.shape[1] * args.scale), args.memory_limit)
+        tiles.reset()
+        out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device, precision=args.precision,
+                      tile=args.tile, progress=tile_progress, memory_limit=args.memory_limit, adapt=args.adapt,
+                      seed=args.seed, adapt_progress=adapt_progress, adapt_pairs=args.adapt_pairs)
+        if "afm_sr_self_check" in out.metadata:
+            tqdm.write(f"{job[0].name}: {out.metadata['afm_sr_self_check']}")
+        return hm, out
+
+    def write_job(job: Job, pair: tuple[HeightMap, HeightMap]) -> None:
+        src, dest, preview = job
+        if preview is not None:  # the preview first: an existing output means its file is complete (--resume)
+            save_preview(*pair, preview, title=f"{src.name} x{args.scale}", level_plane=args.level)
+        write(pair[1], dest, overwrite=args.force, memory_limit=args.memory_limit)
+
+    def undo(job: Job) -> None:  # a write that finished after the run was stopped: not reported, so not left
+        if not args.force:
+            for path in (job[1], job[2]):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+
+    start = time.perf_counter()
+    with logging_redirect_tqdm(), tqdm(total=len(jobs), desc="files", unit="file", disable=None, position=0) as bar:
+        for n, done in enumerate(pipelined(jobs, read_job, compute, write_job, undo), 1):
+            bar.update(1)
+            (src, dest, preview), pace = done.item, _pace(n, len(jobs), time.perf_counter() - start)
+            if done.error is not None:
+                tqdm.write(_error_line(done.error, src), file=sys.stderr)
+                rows.append(Row(str(src), str(dest), "failed", message=str(done.error)))
                 continue
-            ny, nx = out.shape
-            tqdm.write(f"{src} -> {dest} ({hm.shape[1]}x{hm.shape[0]} -> {nx}x{ny} px, scan size "
+            hm, out = done.result
+            gain = out.metadata.get("afm_sr_estimated_gain_db", "")
+            rows.append(Row(str(src), str(dest), "ok", f"{hm.shape[1]}x{hm.shape[0]}", f"{out.shape[1]}x{out.shape[0]}",
+                            str(gain), f"{done.seconds:.3f}"))
+            tqdm.write(f"{src} -> {dest} ({hm.shape[1]}x{hm.shape[0]} -> {out.shape[1]}x{out.shape[0]} px, scan size "
                        f"{out.scan_size[0] * 1e6:.4g} x {out.scan_size[1] * 1e6:.4g} um"
-                       + (f", preview {preview.name})" if preview else ")"))
+                       + (f", preview {preview.name}" if preview else "") + f", {done.seconds:.2f} s) {pace}")
     tiles.close()
-    return EXIT_ERROR if failed else 0
+
+
+def _pace(done: int, total: int, elapsed: float) -> str:
+    """``[done/total, files/s, ETA]`` for the line of a file off a terminal."""
+    rate = done / max(elapsed, 1e-9)
+    eta = (total - done) / rate
+    return f"[{done}/{total}, {rate:.2f} files/s, ETA {int(eta // 60)}:{int(eta % 60):02d}]"
+
+
+def _summary_name(shard_spec: tuple[int, int] | None) -> str:
+    """The summary table's file name in the output folder (one per shard of an array job)."""
+    return "enhance_summary.csv" if shard_spec is None else f"enhance_summary_{shard_spec[0]}-of-{shard_spec[1]}.csv"
+
+
+def _earlier_rows(summary: Path | None) -> dict[str, Row]:
+    """The rows of a stopped run's summary, by input file (empty where there is none), for files it finished."""
+    if summary is None or not summary.is_file():
+        return {}
+    with summary.open(newline="", encoding="utf-8") as handle:
+        return {r["file"]: Row(**r) for r in csv.DictReader(handle) if r.get("status") in {"ok", "skipped"}}
 
 
 def _bar_progress(bar: object, what: str = "tiles") -> Callable[[int, int], None]:
@@ -282,8 +356,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default auto)")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="32", help="convolution precision")
     parser.add_argument("--tile", type=_tile, default="auto", metavar="PX",
-                        help="output tile side in pixels or 'auto' (default: at least 512 and twice the smallest "
-                             "exact tile for the network's reach), bounds memory; the result does not depend on it")
+                        help="output tile side in pixels or 'auto' (default: the whole image where its network "
+                             "activations fit the memory limit, else the largest strips or tiles that do), bounds "
+                             "memory; the result does not depend on it")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard``: I/N with 0 <= I < N."""
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _tile(text: str) -> int | str:
@@ -300,6 +383,15 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=sorted({suffix.lstrip(".") for suffix in WRITERS} - {"tif"}),
                         help="output format (default gwy, or the suffix of -o FILE)")
     parser.add_argument("--force", action="store_true", help="replace existing outputs")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip inputs whose output exists (a stopped run's finished files: outputs are written "
+                             "atomically, so an existing one is complete) and update the summary table")
+    parser.add_argument("--shard", type=_shard, metavar="I/N",
+                        help="enhance only every N-th file from the I-th (0 <= I < N), e.g. "
+                             "--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT in a SLURM array")
+    parser.add_argument("--summary", type=Path, metavar="CSV",
+                        help="write the table of files, pixels, self-check gain and seconds here (default: "
+                             "enhance_summary.csv in the -o folder when it receives several files or a shard)")
     parser.add_argument("--preview", action="store_true",
                         help="also write <output>_preview.png: input | bicubic | afm-sr in nm, one colour scale, "
                              "with zoomed crops where they differ most")

@@ -44,13 +44,17 @@ class SRModule(pl.LightningModule):
         (speed only; experiments/bench/RESULTS.md says when each pays).
     init_weights : a checkpoint or exported ``.safetensors`` of the same architecture to start from (fine-tuning,
         e.g. the shipped model on a new degradation); None = the network's own initialization.
+    finite_check_every : check that the training loss is finite every this many steps (and before each
+        validation and at the end of training); between checks a non-finite loss is remembered on the device, so a
+        GPU step does not wait for the host (1: every step).
     """
 
     def __init__(self, net: SRNet, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., Any] | None = None, scheduler_interval: str = "epoch",
                  clip_theta: float | None = 0.01, loss_weighting: str = "bicubic", loss_eps: float = 1e-3,
                  scales: Sequence[int] = (2, 4, 8), metric_convention: str = "range01",
-                 channels_last: bool = False, compile: bool = False, init_weights: str | None = None) -> None:
+                 channels_last: bool = False, compile: bool = False, init_weights: str | None = None,
+                 finite_check_every: int = 1) -> None:
         super().__init__()
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ConfigError(f"module.loss_weighting must be one of {LOSS_WEIGHTINGS}, got {loss_weighting!r}")
@@ -70,6 +74,7 @@ class SRModule(pl.LightningModule):
         self.val_metrics = nn.ModuleDict({str(s): ScaleMetrics(s, self.spec) for s in self.scales})
         self.test_metrics = nn.ModuleDict({str(s): ScaleMetrics(s, self.spec) for s in self.scales})
         self.test_records: list[dict[str, Any]] = []
+        self._nonfinite: torch.Tensor | None = None
 
     def forward(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
         """Low-resolution input (N, 1, h, w) at ``scale`` -> restored image (N, 1, scale*h, scale*w).
@@ -93,12 +98,28 @@ class SRModule(pl.LightningModule):
         """One batch of patches at one scale (the scales cycle from batch to batch)."""
         pred = self(batch["low"], int(batch["scale"]), batch["input"])
         loss = self.loss(pred, batch["target"], batch["input"])
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {self.global_step}; "
-                                     "lower the learning rate or check the data (no checkpoint was written)")
+        bad = ~torch.isfinite(loss.detach())
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+        if (batch_idx + 1) % max(1, self.hparams.finite_check_every) == 0:
+            self._check_finite()
         self.log("train/loss", loss, prog_bar=True, batch_size=len(pred))
         self.log("train/lr", self.optimizers().param_groups[0]["lr"], batch_size=len(pred))
         return loss
+
+    def _check_finite(self) -> None:
+        """FloatingPointError if a training loss since the last check was NaN/Inf (one host sync)."""
+        if self._nonfinite is not None and bool(self._nonfinite):
+            raise FloatingPointError(f"training loss became NaN/Inf by step {self.global_step}; lower the learning "
+                                     "rate or check the data (no checkpoint was written)")
+        self._nonfinite = None
+
+    def on_validation_start(self) -> None:
+        """No validation (and so no checkpoint) of weights a non-finite loss has touched."""
+        self._check_finite()
+
+    def on_train_end(self) -> None:
+        """The last steps' check."""
+        self._check_finite()
 
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
                                     gradient_clip_algorithm: str | None = None) -> None:

@@ -87,10 +87,15 @@ def test_bad_inputs_are_clear(model: SRModel, scan: np.ndarray, message: str) ->
 
 
 def test_enhance_stores_the_self_check(model: SRModel) -> None:
+    """x4 checks the whole scan; x2 (where the check costs 1/4 of the enhancement) the middle 40 % of its lines."""
     out = enhance(HeightMap(surface(64), (1e-8, 1e-8)), 2, model, device="cpu")
-    check = self_check(model, surface(64), 2, device="cpu")
+    check = self_check(model, surface(64), 2, device="cpu", lines=0.4)
     assert out.metadata["afm_sr_estimated_gain_db"] == pytest.approx(check.gain, abs=0.005)
-    assert out.metadata["afm_sr_self_check"].startswith("self-check x2 on the whole scan")
+    assert out.metadata["afm_sr_self_check"].startswith("self-check x2 on the own pairs of the middle 26 of 64 scan")
+    whole = enhance(HeightMap(surface(64), (1e-8, 1e-8)), 4, model, device="cpu")
+    expected = self_check(model, surface(64), 4).gain
+    assert whole.metadata["afm_sr_estimated_gain_db"] == pytest.approx(expected, abs=0.005)
+    assert whole.metadata["afm_sr_self_check"].startswith("self-check x4 on the whole scan")
     tiny = enhance(surface(12), 4, model, device="cpu")  # too small for a self-check: enhanced anyway
     assert "afm_sr_self_check" not in tiny.metadata and afm_sr.adapt is adapt
 
@@ -99,7 +104,8 @@ def test_enhance_stores_the_self_check(model: SRModel) -> None:
 def test_default_adapts_nowhere(model: SRModel) -> None:
     assert adapt_module.ADAPT_BY_DEFAULT == {2: False, 4: False, 8: False}  # it lost on real zoom pairs (issue 21)
     scan = HeightMap(surface(64), (1e-8, 1e-8))
-    assert enhance(scan, 2, model, device="cpu").metadata["afm_sr_self_check"].startswith("self-check x2 on the whole")
+    assert enhance(scan, 2, model, device="cpu").metadata["afm_sr_self_check"].startswith(
+        "self-check x2 on the own pairs of the middle")  # the self-check, no adaptation
 
 
 @pytest.mark.default_adaptation
@@ -109,7 +115,7 @@ def test_a_default_adaptation_falls_back_on_small_scans(model: SRModel, monkeypa
     assert enhance(scan, 2, model, device="cpu").metadata["afm_sr_self_check"].startswith("self-check x2 on held-out")
     assert enhance(scan, 4, model, device="cpu").metadata["afm_sr_self_check"].startswith("self-check x4 on the whole")
     small = enhance(HeightMap(surface(24), (1e-8, 1e-8)), 2, model, device="cpu")  # too small to hold lines out
-    assert small.metadata["afm_sr_self_check"].startswith("self-check x2 on the whole scan")
+    assert small.metadata["afm_sr_self_check"].startswith("self-check x2 on the own pairs of the middle 16 of 24")
     with pytest.raises(InputError, match="too small to adapt"):
         enhance(HeightMap(surface(24), (1e-8, 1e-8)), 2, model, device="cpu", adapt=True)
 

@@ -342,3 +342,24 @@ def test_check_gain_records_the_scan_under_the_asked_acquisition():
     noisy = [check_gain(hm, scale=2, degradation=FixedAcquisition(white=0.05), seed=k).bicubic_psnr for k in (0, 0, 1)]
     assert boxed.bicubic_psnr != paper.bicubic_psnr
     assert noisy[0] == noisy[1] != noisy[2]
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_float32_assembly_keeps_the_detail_under_a_large_offset(scale: int) -> None:
+    """Heights 5 um above zero with nm detail, the shipped network, whole image and 3 x 3 tiles: the float32
+    bicubic of (heights - mean) plus the mean in float64 equals the old float64 path to float32 rounding of the
+    detail, where a float32 bicubic of the heights themselves would not."""
+    lr = 5e-6 + surface(48, seed=scale)
+    model = load_model()
+    norm = fit_normalization(lr)
+    with torch.inference_mode():
+        z = torch.from_numpy(norm.apply(lr).astype(np.float32))[None, None]
+        residual = model.net.residual(z, scale)[0, 0].double().numpy()
+    reference = imresize(torch.from_numpy(lr), scale=scale).numpy() + norm.std * residual  # the old path
+    rounding = 8 * np.finfo(np.float32).eps * np.abs(lr - lr.mean()).max()
+    nine = (2 * tiling.halo(tiling.exact_margin(model.net, scale), scale) + 16) * scale  # 3 x 3 cores of 16 px
+    for tile in (None, "auto", nine):
+        out = enhance(lr, scale=scale, model=model, device="cpu", tile=tile, adapt=False, self_check=False).data
+        assert np.abs(out - reference).max() < rounding, tile
+    naive = imresize(torch.from_numpy(lr).float(), scale=scale).double().numpy() + norm.std * residual
+    assert np.abs(naive - reference).max() > 100 * rounding

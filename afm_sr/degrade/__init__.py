@@ -70,6 +70,11 @@ def imresize(img: torch.Tensor, scale: float | None = None, size: tuple[int, int
     return wy @ img.to(dtype) @ wx.T
 
 
+def bicubic_matrix(in_len: int, scale: int) -> np.ndarray:
+    """The (scale * in_len, in_len) float64 matrix of ``imresize``'s upscaling along one axis (cached)."""
+    return _weights(in_len, in_len * int(scale), float(scale))
+
+
 def modcrop(img: torch.Tensor, multiple: int) -> torch.Tensor:
     """Crop the last two dims to a multiple of ``multiple`` (so LR and HR grids align exactly)."""
     h, w = img.shape[-2:]

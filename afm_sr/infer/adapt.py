@@ -259,18 +259,25 @@ def _prepared(model: SRModel, scale: int, heightmap: HeightMap | np.ndarray, lev
 
 
 def self_check(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray, scale: int,
-               level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32"
-               ) -> SelfCheck:
-    """Bicubic vs the model on the whole scan's own pairs (the scan downscaled by s, restored, compared with it)."""
+               level_plane: bool = False, device: str | torch.device = "auto", precision: str | int = "32",
+               lines: float = 1.0) -> SelfCheck:
+    """Bicubic vs the model on the scan's own pairs (the scan downscaled by s, restored, compared with it).
+
+    ``lines`` < 1 checks a central band of that share of the scan lines (whole lines, at least ``MIN_LR * s``),
+    so the check costs that share of its whole-scan work (``enhance`` keeps it under a tenth of its own).
+    """
     model = load_model(model)
     s, z, z_range = _prepared(model, scale, heightmap, level_plane)
     if min(z.shape) < MIN_LR * s:
         raise InputError(f"a {z.shape[0]}x{z.shape[1]} px scan is too small for a self-check at x{s}: its own "
                          f"pairs need {MIN_LR * s} px a side")
+    keep = min(z.shape[0], max(MIN_LR * s, math.ceil(lines * z.shape[0])))
+    top = (z.shape[0] - keep) // 2
+    region = ("the whole scan's own pairs" if keep == z.shape[0] else
+              f"the own pairs of the middle {keep} of {z.shape[0]} scan lines")
     dev = resolve_device(device)
-    pairs = _whole(z, s, z_range, dev, resolve_precision(precision, dev))
-    net = copy.deepcopy(model.net).to(dev).eval()
-    return SelfCheck(s, "the whole scan's own pairs", pairs.bicubic(), pairs.model(net))
+    pairs = _whole(z[top:top + keep], s, z_range, dev, resolve_precision(precision, dev))
+    return SelfCheck(s, region, pairs.bicubic(), pairs.model(model.prepared(dev, torch.float32)))
 
 
 def _whole(z: np.ndarray, scale: int, z_range: tuple[float, float], device: torch.device, dtype: torch.dtype

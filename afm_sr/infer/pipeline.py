@@ -6,7 +6,6 @@ user's own high-resolution scan (what ``afm-sr check-gain`` prints).
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from collections.abc import Iterator
@@ -21,10 +20,17 @@ from afm_sr.errors import AFMFileError, InputError
 from afm_sr.infer import adapt as own
 from afm_sr.infer.adapt import Pairs, SelfCheck
 from afm_sr.infer.devices import resolve_device, resolve_precision
-from afm_sr.infer.tiling import Progress, exact_margin, resolve_tile, tiled_sr
+from afm_sr.infer.tiling import (
+    Progress,
+    Tile,
+    activation_bytes,
+    largest_out_px,
+    plan_tiles,
+    tiled_sr,
+)
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
-from afm_sr.io.budget import format_size, reserve
+from afm_sr.io.budget import format_size, headroom, reserve
 from afm_sr.io.heightmap import PixelSize, as_heightmap, value_problem
 from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
@@ -36,13 +42,16 @@ log = logging.getLogger(__name__)
 DEFAULT_TILE = "auto"
 #: Tiles per forward pass when none is asked for: batching pays on a GPU; on a CPU it only costs memory.
 DEFAULT_BATCH = {"cpu": 1, "cuda": 8}
+#: The self-check's network work as a share of the enhancement's at most: its pairs are the scan downscaled by s
+#: (1/s^2 of the work), so x4 and x8 check the whole scan and x2 a central band of 40 % of the scan lines.
+SELF_CHECK_SHARE = 0.1
+#: The share of a GPU's free memory that ``tile="auto"`` lets the network's activations take.
+GPU_SHARE = 0.8
 #: Memory estimates (bytes per pixel, checked against ``afm_sr.io.budget``; measured on CPU with ru_maxrss):
-#: float64 arrays made from the input (heights, leveled, z-scored, clipped, the bicubic base per tile),
-INPUT_BYTES = 48
-#: the float64 result per output pixel,
-OUTPUT_BYTES = 8
-#: float32 activations per tile pixel and channel of the widest layer (a layer's input, output and the next),
-ACTIVATION_BYTES = 12
+#: float64 arrays made from the input (heights, leveled, z-scored, clipped) and their float32 copies for the device,
+INPUT_BYTES = 56
+#: the float32 result assembled on the device and the float64 result per output pixel,
+OUTPUT_BYTES = 12
 #: and check_gain's SSIM: torchmetrics' 11x11 Gaussian convolution of 5 float64 maps for 2 images per HR pixel.
 SSIM_BYTES = 2 * 5 * 11 * 11 * 8
 
@@ -56,14 +65,23 @@ def _check_scale_for(model: SRModel, scale: int, shape: tuple[int, int]) -> int:
     return s
 
 
-def _reserve_memory(what: str, image_px: int, tile_px: int, per_image_px: int, model: SRModel, batch: int,
-                    memory_limit: int | str | None) -> None:
-    """Refuse (InputError naming the size and how to raise the limit) work whose arrays would pass the limit.
+def _planned_tiles(what: str, shape: tuple[int, int], scale: int, per_image_px: int, model: SRModel,
+                   tile: int | str | None, batch: int, precision: str | int, device: str | torch.device,
+                   memory_limit: int | str | None) -> list[Tile]:
+    """The tiles for an LR image of ``shape``, refusing work over the memory limit (InputError naming the size).
 
-    ``per_image_px`` bytes for each of ``image_px`` pixels, plus the activations of ``batch`` tiles of ``tile_px``.
+    ``per_image_px`` bytes for each LR pixel, plus the network's activations for ``batch`` of the largest tile;
+    ``tile="auto"`` takes the whole image where that fits what is left, else the largest tiles that do.
     """
-    widest = max((m.out_channels for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)), default=1)
-    reserve(image_px * per_image_px + batch * tile_px * ACTIVATION_BYTES * widest, what, limit=memory_limit)
+    s, dev = int(scale), resolve_device(device)
+    fixed = shape[0] * shape[1] * per_image_px
+    px_bytes = activation_bytes(model.net, s, resolve_precision(precision, dev))
+    room = headroom(memory_limit) - fixed
+    if dev.type == "cuda":  # the activations live in the GPU's own memory
+        room = min(room, int(GPU_SHARE * torch.cuda.mem_get_info(dev)[0]))
+    tiles = plan_tiles(model.net, shape, s, tile, batch * px_bytes, room)
+    reserve(fixed + int(batch * largest_out_px(tiles, s) * px_bytes), what, limit=memory_limit)
+    return tiles
 
 
 @contextmanager
@@ -89,14 +107,10 @@ def _checked_result(result: np.ndarray, model: SRModel) -> np.ndarray:
 
 def _prepared_net(model: SRModel, device: str | torch.device, precision: str | int
                   ) -> tuple[SRNet, torch.device, torch.dtype]:
-    """A copy of the network on the device in the precision, channels-last (faster convolutions).
-
-    The loaded model itself stays float32 on the CPU, so a bf16 run does not round its weights for later calls.
-    """
+    """The model's copy on the device in the precision, channels-last (faster convolutions), made once per model."""
     dev = resolve_device(device)
     dtype = resolve_precision(precision, dev)
-    net = copy.deepcopy(model.net).to(device=dev, dtype=dtype, memory_format=torch.channels_last)
-    return net.eval(), dev, dtype
+    return model.prepared(dev, dtype), dev, dtype
 
 
 def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathLike | SRModel = "default",
@@ -133,10 +147,12 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     device : str or torch.device
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     precision : str
-        ``"32"`` or ``"bf16"`` for the convolutions (bicubic and the sum stay float64).
+        ``"32"`` or ``"bf16"`` for the convolutions (the bicubic of the heights minus their mean and the sum are
+        float32 on the device, the mean is added back in float64, so meters keep their detail).
     tile : int, "auto" or None
-        Output pixels per tile side, bounding memory (``"auto"``: at least 512 and twice the smallest exact
-        tile; None: the whole image in one pass; the result is the same).
+        Output pixels per tile side, bounding memory (``"auto"``: the whole image where the network's activations
+        fit the memory limit, else the largest full-width strips or tiles that do; None: the whole image in one
+        pass; the result is the same: tiles are exact cores plus halos, ``afm_sr.infer.tiling``).
     batch : int, optional
         Tiles per forward pass (default: 1 on a CPU, 8 on a GPU).
     progress : callable, optional
@@ -150,7 +166,8 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     self_check : bool
         Estimate the gain over bicubic on the scan's own pairs (held-out lines when adapting), log it and store
         it in the result's metadata (``afm_sr_self_check``, ``afm_sr_estimated_gain_db``); skipped on scans too
-        small for it.
+        small for it. At x2 it uses the middle 40 % of the scan lines (``SELF_CHECK_SHARE``), so it costs at most
+        a tenth of the enhancement.
     seed : int
         Fixes the adaptation's random crops (the same seed gives the same result).
     adapt_progress : callable, optional
@@ -168,11 +185,9 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     s = _check_scale_for(sr, scale, hm.shape)
     (ny, nx), (out_y, out_x) = hm.shape, (hm.shape[0] * s, hm.shape[1] * s)
     batch = batch or DEFAULT_BATCH[resolve_device(device).type]
-    tile = resolve_tile(tile, exact_margin(sr.net, s), s)
-    _reserve_memory(f"the x{s} result of a {nx}x{ny} px image ({out_x}x{out_y} px, "
-                    f"{format_size(OUTPUT_BYTES * out_y * out_x)}) with its work arrays", ny * nx,
-                    min(tile or out_y, out_y) * min(tile or out_x, out_x), INPUT_BYTES + OUTPUT_BYTES * s * s, sr,
-                    batch, memory_limit)
+    tiles = _planned_tiles(f"the x{s} result of a {nx}x{ny} px image ({out_x}x{out_y} px, "
+                           f"{format_size(OUTPUT_BYTES * out_y * out_x)}) with its work arrays", (ny, nx), s,
+                           INPUT_BYTES + OUTPUT_BYTES * s * s, sr, tile, batch, precision, device, memory_limit)
     warning = sr.info.gain_warning(s)
     if warning:
         log.warning(warning)
@@ -181,7 +196,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     sr, check = _own_pairs(sr, heights, s, adapt, self_check, seed, device, precision, adapt_progress, adapt_pairs)
     net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
-        out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tile, batch=batch,
+        out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tiles, batch=batch,
                        device=dev, dtype=dtype, progress=progress)
     result = _finer(hm, _checked_result(out, sr), s)
     result.metadata.update({"afm_sr_scale": s, "afm_sr_model": sr.info.source, "afm_sr_leveled": level_plane,
@@ -212,7 +227,8 @@ def _own_pairs(sr: SRModel, heights: np.ndarray, scale: int, adapt: bool | None,
     if not self_check:
         return sr, None
     try:
-        check = own.self_check(sr, heights, scale, device=device, precision=precision)
+        check = own.self_check(sr, heights, scale, device=device, precision=precision,
+                               lines=min(1.0, SELF_CHECK_SHARE * scale * scale))
     except InputError as exc:
         log.info("no self-check: %s", exc)
         return sr, None
@@ -268,9 +284,9 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     s = _check_scale_for(sr, scale, hm.shape)
     ny, nx = hm.shape
     batch = batch or DEFAULT_BATCH[resolve_device(device).type]
-    tile = resolve_tile(tile, exact_margin(sr.net, s), s)
-    _reserve_memory(f"measuring the gain on a {nx}x{ny} px image", ny * nx, min(tile or ny, ny) * min(tile or nx, nx),
-                    INPUT_BYTES + SSIM_BYTES, sr, batch, memory_limit)
+    lr_shape = (ny // s, nx // s)  # the LR of the scan cropped to a multiple of s
+    tiles = _planned_tiles(f"measuring the gain on a {nx}x{ny} px image", lr_shape, s,
+                           (INPUT_BYTES + SSIM_BYTES) * s * s, sr, tile, batch, precision, device, memory_limit)
     heights = level(hm.data) if level_plane else hm.data
     norm = fit_normalization(heights)
     hr = modcrop(torch.from_numpy(norm.apply(heights)), s)
@@ -282,7 +298,7 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
         restored = torch.from_numpy(_checked_result(tiled_sr(
-            net, lr_np.astype(np.float32), lr_np, s, 1.0, tile=tile, batch=batch, device=dev, dtype=dtype,
+            net, lr_np.astype(np.float32), lr_np, s, 1.0, tile=tiles, batch=batch, device=dev, dtype=dtype,
             progress=progress), sr))
         spec = MetricSpec("range01")
         z_range = torch.tensor([norm.z_range], dtype=torch.float64)

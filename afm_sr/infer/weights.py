@@ -5,15 +5,18 @@ The file formats themselves live in ``afm_sr.models.checkpoint`` (their one owne
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import save_file
 
 from afm_sr.atomic import check_destination, write_atomically
@@ -69,10 +72,25 @@ class ModelInfo:
 
 @dataclass
 class SRModel:
-    """A network (``afm_sr.models.SRNet``) in eval mode on the CPU in float32, with what its file says about it."""
+    """A network (``afm_sr.models.SRNet``) in eval mode on the CPU in float32, with what its file says about it.
+
+    Treat it as read-only once used: ``prepared`` keeps one copy per device and precision for every later call.
+    """
 
     net: SRNet
     info: ModelInfo
+    _copies: dict[tuple[str, torch.dtype], SRNet] = field(default_factory=dict, repr=False, compare=False)
+
+    def prepared(self, device: torch.device, dtype: torch.dtype) -> SRNet:
+        """An eval copy of the network on ``device`` in ``dtype``, channels-last, made once per (device, dtype).
+
+        The network itself stays float32 on the CPU, so a bf16 run never rounds the weights of later calls.
+        """
+        key = (str(device), dtype)
+        if key not in self._copies:
+            net = copy.deepcopy(self.net).to(device=device, dtype=dtype, memory_format=torch.channels_last)
+            self._copies[key] = net.eval()
+        return self._copies[key]
 
 
 def default_weights_path() -> Path:
@@ -80,8 +98,17 @@ def default_weights_path() -> Path:
     return Path(str(resources.files("afm_sr").joinpath(*DEFAULT_WEIGHTS)))
 
 
+#: Weights files loaded in this process, by (path, mtime, size): a folder of scans loads and checks its model once.
+_LOADED: OrderedDict[tuple[str, int, int], SRModel] = OrderedDict()
+#: How many different weights files stay loaded.
+LOADED_MAX = 4
+
+
 def load_model(model: PathLike | SRModel = "default") -> SRModel:
     """Build the network a weights file describes and load its tensors (safely, never unpickling objects).
+
+    Once per process: a file already loaded (same path, modification time and size) is not read or checked again;
+    each call returns its own copy of the network (a few ms), so a caller that changes its copy changes no other.
 
     Parameters
     ----------
@@ -103,9 +130,23 @@ def load_model(model: PathLike | SRModel = "default") -> SRModel:
         raise AFMFileError(path, "no pretrained model is installed with this copy of afm-sr; pass "
                                  "--model PATH (model=PATH) to a checkpoint from train.py or to exported "
                                  ".safetensors weights")
-    weights = read_weights(path)
-    info = ModelInfo(weights.record, weights.gains, "default" if default else str(path), weights.extra)
-    return SRModel(build_network(weights), info)
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size) if stat else None
+    if key in _LOADED:
+        _LOADED.move_to_end(key)
+    else:
+        weights = read_weights(path)
+        info = ModelInfo(weights.record, weights.gains, "default" if default else str(path), weights.extra)
+        loaded = SRModel(build_network(weights), info)
+        if key is None:
+            return loaded
+        _LOADED[key] = loaded
+        while len(_LOADED) > LOADED_MAX:
+            _LOADED.popitem(last=False)
+    return SRModel(copy.deepcopy(_LOADED[key].net), _LOADED[key].info)  # a copy: callers may change theirs
 
 
 def check_gains(gains: Mapping[Any, Any]) -> dict[int, dict[str, float]]:

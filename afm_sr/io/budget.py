@@ -124,6 +124,14 @@ def memory_budget(limit: int | str | None = None) -> Iterator[None]:
         _CURRENT.reset(token)
 
 
+def headroom(limit: int | str | None = None) -> int:
+    """Bytes still free under the limit (inside ``memory_budget``: after what was reserved), to size work to fit."""
+    budget = _CURRENT.get()
+    if budget is None or limit is not None:
+        return resolve_limit(limit).nbytes
+    return budget.limit.nbytes - budget.used
+
+
 def reserve(nbytes: int, what: str, path: Path | None = None, limit: int | str | None = None) -> None:
     """Count ``nbytes`` that ``what`` is about to allocate; refuse (before allocating) if the total passes the limit.
 

@@ -86,8 +86,8 @@ def model_options() -> list[Widget]:
                          "CPU); used where it beats the model on held-out scan lines; Enhance ticks it where "
                          "afm-sr enhance adapts by default (nowhere today: it lost on real scan/zoom pairs)"),
         SpinBox(name="tile", label="tile (px)", min=0, max=8192, step=32, value=0,
-                tooltip=f"output tile side, 0 = {DEFAULT_TILE} (at least 512 and twice the network's reach); "
-                        "bounds memory, the result does not depend on it"),
+                tooltip=f"output tile side, 0 = {DEFAULT_TILE} (the whole image where it fits the memory limit, "
+                        "else the largest strips); bounds memory, the result does not depend on it"),
         ComboBox(name="device", choices=list(DEVICES), value="auto"),
         ComboBox(name="precision", choices=list(PRECISIONS), value="32", tooltip="convolution precision"),
     ]

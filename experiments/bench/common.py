@@ -40,9 +40,10 @@ def cpu_name() -> str:
     return f"{fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} CPUs"
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Fastest wall time of ``repeats`` calls after one warm-up call (seconds)."""
-    fn()
+def best_of(fn: Callable[[], object], repeats: int, warmup: bool = True) -> float:
+    """Fastest wall time of ``repeats`` calls after one warm-up call (seconds; no warm-up where told)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()

@@ -61,7 +61,9 @@ def test_signal_during_enhance_stops_cleanly(tmp_path: Path, tiny_model: Path, s
     assert res.returncode == code, res.stderr[-3000:]
     assert "Traceback" not in res.stderr and res.stderr.count("\n") == 1, res.stderr[-3000:]
     assert error_lines(res.stderr)[0].startswith(f"afm-sr: error: interrupted by {sig};"), res.stderr
-    assert _names(out) == ["a_x4.gwy"]  # the finished output is complete, the interrupted one is not there at all
+    # the finished output is complete, the interrupted one is not there at all; the summary lists the finished one
+    assert _names(out) == ["a_x4.gwy", "enhance_summary.csv"]
+    assert [line.split(",")[2] for line in (out / "enhance_summary.csv").read_text().splitlines()] == ["status", "ok"]
     assert read(out / "a_x4.gwy").shape == (256, 256)
 
 
