@@ -165,7 +165,7 @@ class SRModule(pl.LightningModule):
         """
         gains = []
         for s, rows in self._rows(self.val_metrics).items():
-            self._check_finite(rows, s)
+            self._check_finite_metrics(rows, s)
             means = {m: rows[m].mean() for m in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")}
             for m, v in means.items():
                 self.log(f"val/{m}_x{s}", v, sync_dist=True)
@@ -175,7 +175,7 @@ class SRModule(pl.LightningModule):
         if gains:
             self.log("val/min_gain_psnr", torch.stack(gains).min(), prog_bar=True, sync_dist=True)
 
-    def _check_finite(self, rows: dict[str, torch.Tensor], scale: int) -> None:
+    def _check_finite_metrics(self, rows: dict[str, torch.Tensor], scale: int) -> None:
         """FloatingPointError naming the validation images whose metrics at ``scale`` are NaN."""
         bad = sorted({int(i) for m, v in rows.items() if m != "image" for i in rows["image"][torch.isnan(v)]})
         if not bad:
