@@ -1,8 +1,8 @@
-"""Judge models on acquisitions they were not trained to expect: bicubic, v0.2 and candidates, per protocol and set.
+"""Judge models on acquisitions they were not trained to expect: bicubic, the packaged model, candidates.
 
 python experiments/acquisition/bench.py [--model NAME=PATH ...] [--sets samples afm-train-test]
     [--protocols bicubic box ...] [--scales 2 4 8] [--limit N] [--out experiments/acquisition/results]
-    [--no-v02 --merge OLD/records.csv]   (judge a new model beside v0.2's records of an earlier run)
+    [--no-default --merge OLD/records.csv]   (judge a new model beside an earlier run's records)
 
 Each real height map (never trained on) is leveled, clipped/z-scored, cropped to a multiple of s and recorded as an
 s-times coarser scan under each protocol (``afm_sr.check_gain(..., degradation=...)``), then restored by bicubic and
@@ -87,17 +87,17 @@ def main() -> None:
     """Score every (set, protocol, scale, file) for bicubic and every model; write records and tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                        help="a model to judge (repeatable); v0.2=default is always included")
+                        help="a model to judge (repeatable); the packaged model is included as 'default'")
     parser.add_argument("--sets", nargs="+", default=["samples", "afm-train-test"])
     parser.add_argument("--protocols", nargs="+", default=["bicubic", *PROTOCOLS])
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 4, 8])
     parser.add_argument("--limit", type=int, default=None, help="at most this many files per set")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results"))
-    parser.add_argument("--no-v02", dest="v02", action="store_false", help="leave the packaged model out")
+    parser.add_argument("--no-default", dest="default", action="store_false", help="leave the packaged model out")
     parser.add_argument("--merge", type=Path, action="append", default=[],
                         help="records.csv of an earlier run (same sets, protocols, seeds) to tabulate beside")
     args = parser.parse_args()
-    models = {"v0.2": load_model("default")} if args.v02 else {}
+    models = {"default": load_model("default")} if args.default else {}
     models.update({name: load_model(path) for name, path in (m.split("=", 1) for m in args.model)})
     loaders = {"samples": sample_maps, "afm-train-test": afm_train_test_maps}
     records = [row for path in args.merge for row in read_records(path)]
