@@ -8,6 +8,7 @@ matrix products on any device.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Protocol
 
@@ -130,6 +131,25 @@ def point_sample(img: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch
     return (line[..., line_index, ix] * wx).sum(-1)
 
 
+def uniform_source(generator: torch.Generator | None) -> Callable[[], float]:
+    """``generator``'s uniform [0, 1) numbers one call at a time: the source ``afm_sr.ranges.draw`` takes."""
+    return lambda: float(torch.rand((), generator=generator))
+
+
+def scan_positions(shape: tuple[int, ...], scale: int, drift: float = 0.0, angle: float = 0.0,
+                   line_offset: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """HR positions of an s-times coarser scan of ``shape`` (last two dims): rows (n_rows,), cols (n_rows, n_cols).
+
+    MATLAB's pixel centres ``(i + 0.5) s - 0.5``, every line moved by ``line_offset`` and by a drift that grows over
+    the frame to ``drift`` HR pixels in the direction ``angle`` (a shear of x, a stretch of y).
+    """
+    n_rows, n_cols = math.ceil(shape[-2] / scale), math.ceil(shape[-1] / scale)
+    progress = np.arange(n_rows) / max(n_rows - 1, 1)
+    rows = (np.arange(n_rows) + 0.5) * scale - 0.5 + line_offset + drift * math.sin(angle) * progress
+    cols = (np.arange(n_cols) + 0.5) * scale - 0.5 + drift * math.cos(angle) * progress[:, None]
+    return rows, cols
+
+
 class ScanDegradation:
     """A real low-resolution scan: point samples on an s-times coarser grid, with its own noise and drift.
 
@@ -156,18 +176,10 @@ class ScanDegradation:
     def downscale(self, hr: torch.Tensor, scale: int,
                   generator: torch.Generator | None = None) -> torch.Tensor:
         """Return the LR scan, ``ceil(H / s) x ceil(W / s)`` point samples of ``hr`` plus the scan's noise."""
-        def uniform() -> float:
-            """One uniform [0, 1) draw from ``generator``."""
-            return float(torch.rand((), generator=generator))
-
-        h, w = hr.shape[-2:]
-        n_rows, n_cols = math.ceil(h / scale), math.ceil(w / scale)
+        uniform = uniform_source(generator)
         drift = draw(uniform, self.drift_px)
         angle = 2 * math.pi * uniform()
-        progress = np.arange(n_rows) / max(n_rows - 1, 1)
-        rows = (np.arange(n_rows) + 0.5) * scale - 0.5 + drift * math.sin(angle) * progress
-        cols = (np.arange(n_cols) + 0.5) * scale - 0.5 + drift * math.cos(angle) * progress[:, None]
-        lr = point_sample(hr, rows, cols)
+        lr = point_sample(hr, *scan_positions(tuple(hr.shape), scale, drift, angle))
         shape = (*lr.shape[:-1], 1)
         lr = lr + draw(uniform, self.line_noise) * torch.randn(shape, generator=generator).to(lr)
         return lr + draw(uniform, self.white_noise) * torch.randn(lr.shape, generator=generator).to(lr)

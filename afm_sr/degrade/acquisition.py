@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from afm_sr.degrade import point_sample
+from afm_sr.degrade import point_sample, scan_positions, uniform_source
 from afm_sr.ranges import Range, as_range, draw
 
 #: The tip dilates at most this many LR pixels (and 8 HR pixels) around each point: beyond it a realistic
@@ -160,13 +160,7 @@ def acquire(hr: torch.Tensor, scale: int, acq: Acquisition,
     img = tip_dilate(hr, acq.tip / s**2, min(max(8, TIP_REACH_LR * s), max(hr.shape[-2:]) - 1))
     img = feedback_lag(img, acq.lag * s, acq.retrace)
     img = probe_response(img, acq.fast_width * s, acq.probe_sigma * s)
-    h, w = hr.shape[-2:]
-    n_rows, n_cols = math.ceil(h / s), math.ceil(w / s)
-    progress = np.arange(n_rows) / max(n_rows - 1, 1)
-    drift = acq.drift * s
-    rows = (np.arange(n_rows) + 0.5) * s - 0.5 + acq.line_offset * s + drift * math.sin(acq.drift_angle) * progress
-    cols = (np.arange(n_cols) + 0.5) * s - 0.5 + drift * math.cos(acq.drift_angle) * progress[:, None]
-    lr = point_sample(img, rows, cols)
+    lr = point_sample(img, *scan_positions(tuple(hr.shape), s, acq.drift * s, acq.drift_angle, acq.line_offset * s))
     noise = torch.zeros((), dtype=lr.dtype, device=lr.device)
     if acq.white:
         noise = noise + acq.white * torch.randn(lr.shape, generator=generator).to(lr)
@@ -210,10 +204,7 @@ class AcquisitionDegradation:
 
     def sample(self, generator: torch.Generator | None = None) -> Acquisition:
         """One setting drawn from the family."""
-        def uniform() -> float:
-            """One uniform [0, 1) draw from ``generator``."""
-            return float(torch.rand((), generator=generator))
-
+        uniform = uniform_source(generator)
         setting = {name: draw(uniform, value) for name, value in self.ranges.items()}
         for name in ("tip", "lag"):
             if uniform() >= self.prob[name]:
