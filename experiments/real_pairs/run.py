@@ -9,10 +9,10 @@ then the registration's sub-pixel shift and turn by cubic splines, the same for 
 with the zoom after a least-squares fit of height scale, offset and plane per method.
 
 Methods: bicubic; a Gaussian blur after bicubic (sigma in zoom pixels chosen per scale for the best mean PSNR
-over the pairs: an oracle choice that favours the blur); v0.2 (the packaged model) with ``adapt=False``
-and, where ``enhance`` adapts by default (x2 in v0.2's release), with the default (adapted on the whole coarse
-scan, as a user would run it), and with ``--adapt`` also ``adapt=True`` at the other scales; the same for every
-``--model NAME=PATH``.
+over the pairs: an oracle choice that favours the blur); ``default`` (the packaged model) with ``adapt=False``
+and, where ``enhance`` adapts by default (nowhere since v0.3; x2 in v0.2's release), with the default
+(adapted on the whole coarse scan, as a user would run it), and with ``--adapt`` also ``adapt=True`` at the
+other scales; the same for every ``--model NAME=PATH``.
 
 Metrics on the zoom's grid (the fitted prediction vs the plane-levelled zoom, a border of 2 % cropped):
 PSNR under range01 (the zoom's 2.5..97.5th percentile range mapped to [0, 1]), SSIM, and the fine-detail
@@ -336,8 +336,8 @@ def panel_fills(name: str, images: dict[int, dict[str, np.ndarray]], pixel_m: fl
 
 
 def parse_models(specs: Sequence[str]) -> list[Model]:
-    """``v0.2`` (the packaged default) and every ``NAME=PATH`` (or bare PATH, named by its stem)."""
-    models = [Model("v0.2", load_model("default"))]
+    """``default`` (the packaged model) and every ``NAME=PATH`` (or bare PATH, named by its stem)."""
+    models = [Model("default", load_model("default"))]
     for spec in specs:
         name, _, path = spec.rpartition("=") if "=" in spec else (Path(spec).stem, "", spec)
         models.append(Model(name, load_model(path)))
@@ -349,7 +349,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path.home() / "data" / "real_pairs")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
-                    help="a candidate model (.safetensors or .ckpt) beside v0.2; repeatable")
+                    help="a candidate model (.safetensors or .ckpt) beside the packaged one; repeatable")
     ap.add_argument("--scales", type=int, nargs="*", default=[2, 4], help="none: register only")
     ap.add_argument("--kinds", nargs="+", default=["real-seen", "synthetic"])
     ap.add_argument("--limit", type=int, default=None, help="at most this many pairs of each kind")
