@@ -17,6 +17,9 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: dict[str, str] = {"32": "float32", "bf16": "bfloat16"}
 #: How ``adapt`` degrades a scan into its own training pairs (``afm_sr.infer.adapt.pair_degradation``).
 ADAPT_PAIRS: tuple[str, ...] = ("bicubic", "trained")
+#: How the self-check degrades a scan into its own pairs (``afm_sr.infer.adapt.check_degradation``); the first is
+#: the default.
+CHECK_PAIRS: tuple[str, ...] = ("instrument", "bicubic")
 
 
 def check_scale(scale: int, shape: tuple[int, ...]) -> int:

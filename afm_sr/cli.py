@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from afm_sr.archive import Row, parse_shard, pipelined, shard, write_summary
 from afm_sr.atomic import check_destination, make_folder
-from afm_sr.choices import ADAPT_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
+from afm_sr.choices import ADAPT_PAIRS, CHECK_PAIRS, DEVICES, PRECISIONS, SUPPORTED_SCALES
 from afm_sr.errors import AFMFileError, AFMSRError, InputError, Interrupted, OutputExistsError, stop_on_signals
 from afm_sr.io import WRITERS, FileInfo, HeightMap, check_output, describe, read, reserve_write, write
 from afm_sr.io.budget import ENV as MEMORY_ENV
@@ -269,7 +269,8 @@ def _enhance_jobs(jobs: list[Job], model: object, args: argparse.Namespace, rows
         tiles.reset()
         out = enhance(hm, args.scale, model, level_plane=args.level, device=args.device, precision=args.precision,
                       tile=args.tile, progress=tile_progress, memory_limit=args.memory_limit, adapt=args.adapt,
-                      seed=args.seed, adapt_progress=adapt_progress, adapt_pairs=args.adapt_pairs)
+                      seed=args.seed, adapt_progress=adapt_progress, adapt_pairs=args.adapt_pairs,
+                      check_pairs=args.check_pairs)
         if "afm_sr_self_check" in out.metadata:
             tqdm.write(f"{job[0].name}: {out.metadata['afm_sr_self_check']}")
         return hm, out
@@ -401,6 +402,10 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
                         help="how the scan is downscaled into its own pairs: bicubic (as check-gain and the "
                              "self-check degrade) or trained (the model's training mix of bicubic and point-sampled "
                              "scans with line noise); default: the scale's measured recipe (bicubic at x2)")
+    parser.add_argument("--check-pairs", choices=CHECK_PAIRS, default=CHECK_PAIRS[0],
+                        help="what the printed self-check assumes a coarser scan of your sample is: instrument "
+                             "(each pixel averaged along the fast axis; default) or bicubic (the paper's protocol, "
+                             "which promises more than real acquisitions give)")
     add_file_options(parser)
     parser.set_defaults(func=run_enhance)
 

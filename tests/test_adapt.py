@@ -86,6 +86,20 @@ def test_bad_inputs_are_clear(model: SRModel, scan: np.ndarray, message: str) ->
         adapt(model, scan, 2, steps=1, device="cpu")
 
 
+def test_self_check_assumes_an_instrument_and_says_so(model: SRModel) -> None:
+    """Default pairs average each pixel along the fast axis (the benchmark's box), named in the message."""
+    scan = surface(64, seed=3)
+    inst, bic = (self_check(model, scan, 4, device="cpu", pairs=p) for p in ("instrument", "bicubic"))
+    assert self_check(model, scan, 4, device="cpu") == inst and inst.pairs == "instrument"
+    assert "along the fast axis" in inst.message() and "bicubic downscaling" in bic.message()
+    assert inst.bicubic_psnr != pytest.approx(bic.bicubic_psnr, abs=0.01)
+    with pytest.raises(InputError, match="self-check pairs 'gauss' must be one of 'instrument', 'bicubic'"):
+        self_check(model, scan, 4, pairs="gauss")
+    out = enhance(HeightMap(scan, (1e-8, 1e-8)), 4, model, device="cpu", check_pairs="bicubic")
+    assert out.metadata["afm_sr_self_check_pairs"] == "bicubic"
+    assert out.metadata["afm_sr_estimated_gain_db"] == pytest.approx(bic.gain, abs=0.005)
+
+
 def test_enhance_stores_the_self_check(model: SRModel) -> None:
     """x4 checks the whole scan; x2 (where the check costs 1/4 of the enhancement) the middle 40 % of its lines."""
     out = enhance(HeightMap(surface(64), (1e-8, 1e-8)), 2, model, device="cpu")

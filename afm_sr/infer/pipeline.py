@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from afm_sr.choices import CHECK_PAIRS
 from afm_sr.degrade import BicubicDegradation, Degradation, check_scale, degrade, imresize, modcrop
 from afm_sr.errors import AFMFileError, InputError
 from afm_sr.infer import adapt as own
@@ -118,7 +119,8 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
             device: str | torch.device = "auto", precision: str | int = "32", tile: int | str | None = DEFAULT_TILE,
             batch: int | None = None, progress: Progress | None = None, memory_limit: int | str | None = None,
             adapt: bool | None = None, self_check: bool = True, seed: int = 0,
-            adapt_progress: Progress | None = None, adapt_pairs: Pairs | None = None) -> HeightMap:
+            adapt_progress: Progress | None = None, adapt_pairs: Pairs | None = None,
+            check_pairs: str = CHECK_PAIRS[0]) -> HeightMap:
     """Super-resolve a height map by ``scale`` with the model and return it in the input's units and scan size.
 
     The network sees what it saw in training: the input (optionally plane-leveled) clipped to its
@@ -175,6 +177,9 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
     adapt_pairs : ``"bicubic"``, ``"trained"`` or None
         How the scan is downscaled into its own training pairs (``afm_sr.infer.adapt.pair_degradation``;
         default: the scale's ``RECIPES``).
+    check_pairs : ``"instrument"`` or ``"bicubic"``
+        What the self-check assumes a coarser scan of the sample is (``afm_sr.infer.adapt.check_degradation``):
+        by default one that averages each pixel along the fast axis, as an instrument records it.
 
     Raises InputError for heights that are NaN/Inf or beyond float32, work over the memory limit, or a result
     that is not finite (AFMFileError naming the model where its weights are NaN/Inf). Warns (logging) where the
@@ -193,7 +198,8 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
         log.warning(warning)
     heights = level(hm.data) if level_plane else hm.data
     norm = fit_normalization(heights)
-    sr, check = _own_pairs(sr, heights, s, adapt, self_check, seed, device, precision, adapt_progress, adapt_pairs)
+    sr, check = _own_pairs(sr, heights, s, adapt, self_check, seed, device, precision, adapt_progress, adapt_pairs,
+                           check_pairs)
     net, dev, dtype = _prepared_net(sr, device, precision)
     with _out_of_memory_as_input_error():
         out = tiled_sr(net, norm.apply(heights).astype(np.float32), heights, s, norm.std, tile=tiles, batch=batch,
@@ -207,7 +213,7 @@ def enhance(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.PathL
 
 def _own_pairs(sr: SRModel, heights: np.ndarray, scale: int, adapt: bool | None, self_check: bool, seed: int,
                device: str | torch.device, precision: str | int, progress: Progress | None,
-               pairs: Pairs | None = None) -> tuple[SRModel, SelfCheck | None]:
+               pairs: Pairs | None = None, check_pairs: str = CHECK_PAIRS[0]) -> tuple[SRModel, SelfCheck | None]:
     """The model to use and the self-check on the scan's own pairs (adapted where asked; None if not checked).
 
     Adapting by default (``adapt=None`` at a scale of ``ADAPT_BY_DEFAULT``) quietly falls back to the self-check
@@ -228,7 +234,7 @@ def _own_pairs(sr: SRModel, heights: np.ndarray, scale: int, adapt: bool | None,
         return sr, None
     try:
         check = own.self_check(sr, heights, scale, device=device, precision=precision,
-                               lines=min(1.0, SELF_CHECK_SHARE * scale * scale))
+                               lines=min(1.0, SELF_CHECK_SHARE * scale * scale), pairs=check_pairs)
     except InputError as exc:
         log.info("no self-check: %s", exc)
         return sr, None
