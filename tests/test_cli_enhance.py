@@ -140,3 +140,15 @@ def test_export_writes_weights_with_gains(ckpt: Path, tmp_path: Path, capsys: py
     assert "exists" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["export", str(ckpt), str(out), "--gains", "[1, 2]"])
+
+
+def test_enhance_says_what_its_self_check_assumed(scan: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The printed self-check names its pairs: an instrument by default, bicubic on request, else a clear error."""
+    base = ["enhance", str(scan), "--scale", "2", "--model", str(ckpt), "--device", "cpu", "--force"]
+    assert main(base) == 0
+    assert "along the fast axis as a detector does" in capsys.readouterr().out
+    assert main([*base, "--check-pairs", "bicubic"]) == 0
+    assert "relates to yours as bicubic downscaling" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([*base, "--check-pairs", "gauss"])
+    assert "invalid choice: 'gauss'" in capsys.readouterr().err
