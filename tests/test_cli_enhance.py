@@ -147,6 +147,8 @@ def test_enhance_says_what_its_self_check_assumed(scan: Path, ckpt: Path, capsys
     base = ["enhance", str(scan), "--scale", "2", "--model", str(ckpt), "--device", "cpu", "--force"]
     assert main(base) == 0
     assert "along the fast axis as a detector does" in capsys.readouterr().out
+    meta = io.read(scan.with_name("scan_x2.gwy")).metadata  # .gwy keeps it in /0/meta (Gwyddion's Metadata browser)
+    assert meta["afm_sr_self_check_pairs"] == "instrument" and meta["afm_sr_self_check"].startswith("self-check x2")
     assert main([*base, "--check-pairs", "bicubic"]) == 0
     assert "relates to yours as bicubic downscaling" in capsys.readouterr().out
     with pytest.raises(SystemExit):

@@ -61,11 +61,14 @@ def storage_dtype(hm: HeightMap) -> type[np.floating]:
 
 
 def write_gwy(hm: HeightMap, path: Path, overwrite: bool = False) -> None:
-    """Write a Gwyddion container with one data field, real x/y size in m and z unit (scale bars)."""
+    """Write a Gwyddion container with one data field, real x/y size in m, z unit (scale bars) and metadata."""
     width, height = hm.scan_size
     field = GwyDataField(np.ascontiguousarray(hm.data, dtype=np.float64), xreal=width, yreal=height,
                          si_unit_xy=GwySIUnit(unitstr="m"), si_unit_z=GwySIUnit(unitstr=hm.z_unit))
     container = GwyContainer({"/0/data": field, "/0/data/title": hm.channel})
+    meta = _plain_metadata(hm)
+    if meta:  # Gwyddion's Metadata browser shows /0/meta (the self-check among it); afm-sr reads it back
+        container["/0/meta"] = GwyContainer({k: str(v) for k, v in meta.items()})
     write_atomically({path: lambda tmp: container.tofile(str(tmp))}, overwrite)
 
 
