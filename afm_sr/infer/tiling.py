@@ -15,12 +15,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from afm_sr.degrade import bicubic_matrix
 from afm_sr.errors import InputError
@@ -29,10 +32,14 @@ from afm_sr.models import SRNet
 
 #: ``progress(done, total)`` is called after each batch of tiles.
 Progress = Callable[[int, int], None]
-#: The peak of a forward pass over the largest layer's input + output (measured on CPU with ru_maxrss for the
-#: shipped network: 400 B per output pixel at x2 and 262 at x8 against 384 and 512 estimated).
-PEAK_FACTOR = 2
-#: LR side of the probe that measures a network's layer sizes.
+#: The probe's live-tensor peak times this is the estimate: room for what the dispatcher does not see (oneDNN
+#: scratchpads, allocator rounding). Measured on CPU with ru_maxrss at 1-4 M output px, the tracked peak was
+#: 0.97-1.0x the measured one per output pixel for MultiScaleResNet (x2/x4/x8, fp32 and bf16) and VDSR 20x64, the
+#: rest a fixed cost of 15-30 MB (kernels and their caches, the runtime the memory budget does not count).
+PEAK_MARGIN = 1.05
+#: LR columns per block of the bicubic's column product (each block reads only its band of the image).
+BICUBIC_BLOCK = 128
+#: LR side of the probe that measures a network's peak.
 PROBE_LR = 16
 
 
@@ -70,32 +77,89 @@ _PROBED: dict[tuple[type, str, int], float] = {}
 def activation_bytes(net: SRNet, scale: int, dtype: torch.dtype | None = None) -> float:
     """Bytes per output pixel a forward pass of ``net`` at ``scale`` (in ``dtype``, default its own) holds at its peak.
 
-    From a small probe run, once per architecture and scale.
+    Measured once per architecture and scale by a probe run (``live_peak``), times ``PEAK_MARGIN``.
     """
     key = (type(net), json.dumps(net.arch_kwargs, sort_keys=True), int(scale))
     if key not in _PROBED:
         _PROBED[key] = _probe(net, int(scale))
-    return _PROBED[key] * (dtype or next(net.parameters()).dtype).itemsize
+    return PEAK_MARGIN * _PROBED[key] * (dtype or next(net.parameters()).dtype).itemsize
 
 
 def _probe(net: SRNet, scale: int) -> float:
-    """Elements per output pixel: PEAK_FACTOR x the largest leaf module's input + output."""
-    sizes: list[int] = []
+    """Elements per output pixel alive at once at the peak of ``net.residual`` (input and result included).
 
-    def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        """Record one leaf module's input plus output elements."""
-        sizes.append(sum(t.numel() for t in inputs if isinstance(t, torch.Tensor)) + output.numel())
-
-    leaves = [m for m in net.modules() if not any(True for _ in m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
+    Every activation of these networks has a size proportional to the output's (convolutions keep their input's
+    size), so the peak on a PROBE_LR px square is the peak per output pixel of any input.
+    """
     param = next(net.parameters())
-    try:
-        with torch.inference_mode():
-            net.residual(torch.zeros(1, 1, PROBE_LR, PROBE_LR, device=param.device, dtype=param.dtype), scale)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return PEAK_FACTOR * max(sizes, default=1) / (PROBE_LR * scale) ** 2
+    lr = torch.zeros(1, 1, PROBE_LR, PROBE_LR, device=param.device, dtype=param.dtype)
+    with torch.inference_mode():
+        peak = live_peak(lambda: net.residual(lr, scale), [lr], list(net.parameters()))
+    return peak / param.element_size() / (PROBE_LR * scale) ** 2
+
+
+class _LiveTensors(TorchDispatchMode):
+    """Bytes of the tensor storages that operators create and that are still referenced, and their maximum.
+
+    Each operator's outputs are counted once per storage (views and in-place results share their storage) and
+    released when the last tensor on that storage is freed, so ``peak`` is the most memory the operators' results
+    held at once: what the caching of activations in an eval forward really keeps, not a per-layer guess.
+    """
+
+    def __init__(self, counted: list[torch.Tensor], ignored: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._storages: dict[int, list[int]] = {}  # data_ptr -> [bytes, tensors on it]
+        self._ignored = {t.untyped_storage().data_ptr() for t in ignored}
+        self._tensors: set[int] = set()
+        for t in counted:
+            self._add(t)
+
+    def __torch_dispatch__(self, func: Callable[..., object], types: tuple[type, ...], args: tuple = (),
+                           kwargs: dict | None = None) -> object:
+        """Run the operator and count the storages of its results."""
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._add(t)
+        return out
+
+    def _add(self, t: torch.Tensor) -> None:
+        """Count ``t``'s storage if it is new, and release it when the last tensor on it is freed."""
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if id(t) in self._tensors or ptr in self._ignored:
+            return
+        entry = self._storages.setdefault(ptr, [storage.nbytes(), 0])
+        if entry[1] == 0:
+            self.live += entry[0]
+            self.peak = max(self.peak, self.live)
+        entry[1] += 1
+        self._tensors.add(id(t))
+        weakref.finalize(t, self._release, id(t), ptr)
+
+    def _release(self, tensor_id: int, ptr: int) -> None:
+        """One tensor on ``ptr`` freed; the storage's bytes go when it was the last."""
+        self._tensors.discard(tensor_id)
+        entry = self._storages.get(ptr)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] == 0:
+                self.live -= entry[0]
+                del self._storages[ptr]
+
+
+def live_peak(run: Callable[[], object], counted: list[torch.Tensor], ignored: list[torch.Tensor]) -> int:
+    """The most bytes that ``run()``'s operator results (plus ``counted``, e.g. its inputs) held at once.
+
+    ``ignored`` tensors (e.g. the weights) are not counted, nor are views of them; the result of ``run`` is
+    counted until it is freed, which is after the peak is read here.
+    """
+    with _LiveTensors(counted, ignored) as mode:
+        result = run()
+        peak = mode.peak
+    del result
+    return peak
 
 
 def largest_out_px(tiles: list[Tile], scale: int) -> int:
@@ -229,8 +293,7 @@ def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, ga
         for t, res in zip(group, residual, strict=True):
             (cy, cx), (ry, rx) = t.core, t.read
             oy, ox = slice(cy.start * s, cy.stop * s), slice(cx.start * s, cx.stop * s)
-            by, bx = _band(cy.start, cy.stop, ny), _band(cx.start, cx.stop, nx)
-            bicubic = wy[oy, by] @ base[by, bx] @ wx[ox, bx].T
+            bicubic = _bicubic(base, wy, wx, cy, cx, s)
             part = res[0, (cy.start - ry.start) * s:(cy.stop - ry.start) * s,
                        (cx.start - rx.start) * s:(cx.stop - rx.start) * s]
             out[oy, ox] = bicubic.add_(part.float(), alpha=gain)
@@ -238,6 +301,24 @@ def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, ga
         if progress is not None:
             progress(done, len(tiles))
     return np.add(out.cpu().numpy(), offset, dtype=np.float64)
+
+
+def _bicubic(base: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, cy: slice, cx: slice, s: int) -> torch.Tensor:
+    """The bicubic upscaling of ``base`` over the LR core (cy, cx): ``wy @ base @ wx.T`` on the matrices' bands.
+
+    The column product is taken in blocks of BICUBIC_BLOCK LR columns, each with its own band, so a full-width strip
+    costs ~4 + 6 / BICUBIC_BLOCK multiply-adds per output pixel and LR column read instead of the whole width's.
+    """
+    ny, nx = base.shape
+    by, bxs = _band(cy.start, cy.stop, ny), _band(cx.start, cx.stop, nx)
+    rows = wy[cy.start * s:cy.stop * s, by] @ base[by, bxs]
+    out = torch.empty((rows.shape[0], (cx.stop - cx.start) * s), dtype=rows.dtype, device=rows.device)
+    for x0 in range(cx.start, cx.stop, BICUBIC_BLOCK):
+        x1 = min(x0 + BICUBIC_BLOCK, cx.stop)
+        bx = _band(x0, x1, nx)
+        out[:, (x0 - cx.start) * s:(x1 - cx.start) * s] = (rows[:, bx.start - bxs.start:bx.stop - bxs.start]
+                                                          @ wx[x0 * s:x1 * s, bx].T)
+    return out
 
 
 def _read_shape(t: Tile) -> tuple[int, int]:

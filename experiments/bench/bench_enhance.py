@@ -8,7 +8,7 @@ makes (one call, no tiles; as loaded and channels-last, the faster counts), ``en
 adapt=False)`` with its self-check, without it, and the self-check alone (as ``enhance`` runs it, and on the
 whole scan), interleaved in rounds (each keeps its fastest round). Ratios are enhance / the faster bare
 forward. Where the bare forward's activations do not fit half the available memory (1024 px at x8 here:
-~34 GB), the bare time is that of its four 512 px quadrants (the network's cost is linear in pixels; said in
+~19 GB), the bare time is that of its four 512 px quadrants (the network's cost is linear in pixels; said in
 the row). Everything through the network contract only (``net(lr, s)``).
 """
 
