@@ -306,10 +306,18 @@ def test_write_into_read_only_folder_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_written_file_gets_normal_permissions(tmp_path: Path) -> None:
-    """Temp files are private (0600); the published result must get the umask's permissions like any new file."""
+    """Temp files are private (0600); the published result must get the umask's permissions like any new file.
+
+    Exported weights too: safetensors recreates the file it writes with mode 0600, which the release shipped.
+    """
+    from test_infer import write_tiny_checkpoint
+
+    from afm_sr.infer import export_weights
+
     umask = os.umask(0o022)
     try:
         path = write(HeightMap(surface(), (1e-8, 1e-8)), tmp_path / "out.tiff")
+        weights = export_weights(write_tiny_checkpoint(tmp_path / "tiny.ckpt"), tmp_path / "w.safetensors")
     finally:
         os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o644
+    assert path.stat().st_mode & 0o777 == 0o644 and weights.stat().st_mode & 0o777 == 0o644
