@@ -56,7 +56,9 @@ def save_preview(original: HeightMap, enhanced: HeightMap, path: str | Path, tit
     gain = enhanced.metadata.get("afm_sr_estimated_gain_db")
     if gain is not None:
         used = enhanced.metadata.get("afm_sr_model_used", "base")
-        title = f"{title}\nself-check: {gain:+.2f} dB over bicubic on the scan's own pairs ({used} model)".strip()
+        pairs = enhanced.metadata.get("afm_sr_self_check_pairs", "bicubic")
+        title = (f"{title}\nself-check: {gain:+.2f} dB over bicubic on the scan's own {pairs} pairs "
+                 f"({used} model)").strip()
     fig = comparison_panel(images, scan_size_m=scan_size, unit=unit, title=title, row=original.shape[0] // 2,
                            reference=name, zoom=most_different(bicubic, images[f"afm-sr x{scale}"], ZOOM_PX))
     return save_png(fig, path)
