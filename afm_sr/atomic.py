@@ -310,9 +310,10 @@ def write_atomically(outputs: dict[Path, Fill], overwrite: bool) -> None:
             remove_stale_temps(folder)
         for current, fill in outputs.items():
             temps[current] = _temp_beside(current)
-            mode = os.fstat(temps[current][1]).st_mode & 0o777
+            created = os.fstat(temps[current][1])
             fill(temps[current][0])
-            os.chmod(temps[current][0], mode)  # a library that recreates the file (safetensors: 0600) keeps the umask's
+            if os.stat(temps[current][0]).st_ino != created.st_ino:  # the library replaced the file (safetensors: 0600)
+                os.chmod(temps[current][0], created.st_mode & 0o777)
         for current, (tmp, _) in temps.items():
             _publish(tmp, current, overwrite)
             published.append(current)
