@@ -154,3 +154,12 @@ def test_enhance_says_what_its_self_check_assumed(scan: Path, ckpt: Path, capsys
     with pytest.raises(SystemExit):
         main([*base, "--check-pairs", "gauss"])
     assert "invalid choice: 'gauss'" in capsys.readouterr().err
+
+
+def test_gwy_metadata_never_overrides_what_the_reader_knows(tmp_path: Path) -> None:
+    """An output keeps its input's metadata, but reading it back names its own format and channel index."""
+    hm = HeightMap(surface(16), (1e-8, 1e-8), channel="Height",
+                   metadata={"format": "NanoScope", "gwy_id": 2, "afm_sr_self_check": "self-check x2"})
+    back = io.read(io.write(hm, tmp_path / "out.gwy"))
+    assert back.metadata["format"] == "Gwyddion" and back.metadata["gwy_id"] == 0
+    assert back.metadata["afm_sr_self_check"] == "self-check x2"

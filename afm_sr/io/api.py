@@ -126,7 +126,7 @@ def read(path: PathLike, channel: str | None = None, pixel_size: PixelSize = Non
     user = user_pixel_size(pixel_size)
     p, fmt, maps = _load(path, user, z_unit, memory_limit)
     hm = _plausible_pixel_size(p, _checked(p, pick(maps, channel, p)), user)
-    hm.metadata.setdefault("format", fmt.name)
+    hm.metadata["format"] = fmt.name  # the file just read, not what a sidecar or /0/meta says it came from
     return hm
 
 

@@ -165,7 +165,7 @@ def _heightmap(path: Path, container: dict[str, object], i: int) -> HeightMap:
     meta = container.get(f"/{i}/meta")
     return scaled(data.reshape(ny, nx), _unit(field, "si_unit_z"), pixel,
                   title if isinstance(title, str) else f"{UNTITLED} {i + 1}", path,
-                  {"gwy_id": i, **({k: str(v) for k, v in meta.fields.items()} if isinstance(meta, GwyObject) else {})})
+                  {**({k: str(v) for k, v in meta.fields.items()} if isinstance(meta, GwyObject) else {}), "gwy_id": i})
 
 
 def read_channels(path: Path, hints: Hints) -> list[HeightMap]:
