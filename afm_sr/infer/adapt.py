@@ -406,6 +406,7 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
         for (_, p), value in zip(trainable, best_state, strict=True):
             p.copy_(value)
     net = net.cpu().requires_grad_(False).eval()
-    check = SelfCheck(s, region, bicubic_psnr, base_psnr, best if best_step else None, best_step, whole_gain)
+    check = SelfCheck(s, region, bicubic_psnr, base_psnr, best if best_step else None, best_step, whole_gain,
+                      pairs="bicubic")  # the held-out pairs are bicubic, unlike the default self-check's
     chosen = SRModel(net, model.info) if check.used == "adapted" else model
     return Adapted(chosen, check)
