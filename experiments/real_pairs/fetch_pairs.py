@@ -13,8 +13,16 @@ Two kinds of pairs, never mixed in one number (``kind`` in pairs.csv):
   pixels along the fast axis, on a line midway between two fine lines, plus white noise) and a zoom into a
   third of it at the fine pixel size (a small scale error and rotation, plus white noise). The true window
   is stored, so the registration error is known.
+- ``real-heldout``: Nanonis STM scans of Si(111)7x7 from ethz-micro/matlab_nanonis @1eff23858279
+  ``Examples/Files/Si_7x7_{012,028,032,051}.sxm`` (GPL-3.0; read at evaluation time, never copied into this
+  repository), one session on 2016-01-07: 200 nm, then 50 nm twice, then 20 nm, 256 px each. No training set of
+  afm-sr holds them (experiments/data/build_extra.py excludes the repository). Only with ``--heldout DIR``, a
+  folder holding those files (``git show 1eff238:Examples/Files/Si_7x7_012.sxm`` etc.); their SHA-256 is checked.
+  Each 50 nm zoom is one pair and, split into quarters, four more (drift bends the whole zoom's window beyond
+  one similarity transform; a quarter is close to one).
 
     python experiments/real_pairs/fetch_pairs.py                      # -> ~/data/real_pairs
+    python experiments/real_pairs/fetch_pairs.py --heldout DIR        # also the real-heldout pairs
     python experiments/real_pairs/fetch_pairs.py --out DIR --force    # rebuild over an existing folder
 
 Nothing here is training data: keep these files out of every training set.
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import math
 import os
@@ -73,6 +82,25 @@ SYNTHETIC_SOURCES = (
     "nanoscopeAFM__Park_20210916_034.tiff", "SpmImageTycoon.jl__Image_661.sxm", "nanoscopeAFM__AR_20211011.ibw",
 )
 
+#: The held-out Nanonis files (ethz-micro/matlab_nanonis @1eff23858279 Examples/Files) and their SHA-256.
+HELDOUT_SOURCE = "ethz-micro/matlab_nanonis@1eff23858279 Examples/Files"
+HELDOUT_SHA256 = {
+    "Si_7x7_012.sxm": "a71f5f78b365fe6e10074f22786d6235bd3300bcacf6283b662aee970d310636",
+    "Si_7x7_028.sxm": "d0e1b61ec13aab733a799fc137fb1387a1f68e9b27ef091efafba77d3c8fa91b",
+    "Si_7x7_032.sxm": "5b505954db8f0e48cb40977562c03f4a0ee10c5103ce4aa2f8858173b3a4e691",
+    "Si_7x7_051.sxm": "ea790ba67d2baad122295a19743f7540263570e5360779dd3a1beb8c9e880319",
+}
+#: (coarse, zoom, tiles per side, note): headers say SCAN_OFFSET 0, 0 and SCAN_ANGLE 0 for all four, but the
+#: scanned area drifted ~100 nm between 11:09 and 12:10 (the 50 nm zooms lie in the 200 nm scan's top-left corner).
+HELDOUT_PAIRS = (
+    ("Si_7x7_012", "Si_7x7_028", 1, "Si(111)7x7 STM, 200 nm 11:09 then 50 nm 12:10, -0.4 V"),
+    ("Si_7x7_012", "Si_7x7_028", 2, "Si(111)7x7 STM, 200 nm 11:09 then 50 nm 12:10, -0.4 V"),
+    ("Si_7x7_012", "Si_7x7_032", 1, "Si(111)7x7 STM, 200 nm 11:09 then 50 nm 12:18, -0.4 V"),
+    ("Si_7x7_012", "Si_7x7_032", 2, "Si(111)7x7 STM, 200 nm 11:09 then 50 nm 12:18, -0.4 V"),
+    ("Si_7x7_028", "Si_7x7_051", 1, "Si(111)7x7 STM, 50 nm 12:10 then 20 nm 12:54 at -2 V (not -0.4 V)"),
+    ("Si_7x7_032", "Si_7x7_051", 1, "Si(111)7x7 STM, 50 nm 12:18 then 20 nm 12:54 at -2 V (not -0.4 V)"),
+)
+
 
 def npy_fill(array: np.ndarray) -> Fill:
     """Write ``array`` as float32 .npy into the temp file given."""
@@ -99,6 +127,31 @@ def seen_pairs(afm_train: Path) -> tuple[list[dict[str, str]], dict[str, np.ndar
                      "zoom": f"{zoom}.npy", "coarse_px_m": c["pixel_size_x_m"], "zoom_px_m": z["pixel_size_x_m"],
                      "source": f"{c['source_repo']}@{c['commit'][:12]} {c['source_path']} | {z['source_path']}",
                      "licence": c["licence"], "note": f"{note}; in shared/afm-train, which v0.2 trained on"})
+    return rows, maps
+
+
+def heldout_pairs(folder: Path) -> tuple[list[dict[str, str]], dict[str, np.ndarray]]:
+    """The real-heldout pairs from the Nanonis files in ``folder`` (checked by SHA-256): rows and maps (meters)."""
+    scans = {}
+    for name, digest in HELDOUT_SHA256.items():
+        if hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest:
+            raise AFMSRError(f"{folder / name} is not the file of {HELDOUT_SOURCE} (SHA-256 differs)")
+        scans[Path(name).stem] = read(folder / name)
+    rows, maps = [], {}
+    for coarse, zoom, tiles, note in HELDOUT_PAIRS:
+        c, z = scans[coarse], scans[zoom]
+        maps[f"nanonis__{coarse}.npy"] = c.data
+        ny, nx = (n // tiles for n in z.shape)
+        for i in range(tiles):
+            for j in range(tiles):
+                part = f"_q{i}{j}" if tiles > 1 else ""
+                maps[f"nanonis__{zoom}{part}.npy"] = z.data[i * ny:(i + 1) * ny, j * nx:(j + 1) * nx]
+                where = f"; zoom rows {i * ny}:{(i + 1) * ny}, cols {j * nx}:{(j + 1) * nx}" if tiles > 1 else ""
+                rows.append({"pair": f"nanonis__{coarse}->{zoom}{part}", "kind": "real-heldout",
+                             "coarse": f"nanonis__{coarse}.npy", "zoom": f"nanonis__{zoom}{part}.npy",
+                             "coarse_px_m": f"{c.pixel_size[0]:.6g}", "zoom_px_m": f"{z.pixel_size[0]:.6g}",
+                             "source": f"{HELDOUT_SOURCE}/{coarse}.sxm | {zoom}.sxm", "licence": "GPL-3.0",
+                             "note": f"{note}{where}; Z (Forward); in no afm-sr training set"})
     return rows, maps
 
 
@@ -182,6 +235,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path.home() / "data" / "real_pairs")
     ap.add_argument("--afm-train", type=Path, default=SHARED / "afm-train")
     ap.add_argument("--afm-samples", type=Path, default=SHARED / "afm-samples")
+    ap.add_argument("--heldout", type=Path, default=None,
+                    help="folder with ethz-micro/matlab_nanonis's Si_7x7_*.sxm: adds the real-heldout pairs")
     ap.add_argument("--ratio", type=int, default=3, help="synthetic pairs: coarse pixel / zoom pixel")
     ap.add_argument("--noise", type=float, default=0.02, help="synthetic pairs: white noise, times the map's std")
     ap.add_argument("--seed", type=int, default=0)
@@ -191,6 +246,8 @@ def main() -> None:
         builders: list[Callable[[], tuple[list[dict[str, str]], dict[str, np.ndarray]]]] = [
             lambda: seen_pairs(args.afm_train), lambda: synthetic_pairs(args.afm_samples, args.ratio, args.noise,
                                                                         args.seed)]
+        if args.heldout is not None:
+            builders.append(lambda: heldout_pairs(args.heldout))
         rows, maps = [], {}
         for build in builders:
             r, m = build()

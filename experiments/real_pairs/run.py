@@ -55,6 +55,10 @@ from afm_sr.report.figures import comparison_panel, error_maps, to_png_bytes
 from afm_sr.report.registration import Window, WindowFit, locate_window, resample_to_zoom
 
 MIN_NCC = 0.8  # below: the zoom is not found in the scan (a different area, or changed too much)
+#: Lower NCC floors per kind. real-heldout: atomic-scale STM whose 200 nm scan is mostly noise at the 50 nm zoom's
+#: scale; its quarter-zoom matches (NCC 0.72-0.83, best elsewhere <= 0.23) agree with the whole zooms' positions
+#: and with the two 50 nm zooms' mutual shift (README.md, RESULTS.md).
+MIN_NCC_BY_KIND = {"real-heldout": 0.7}
 MIN_MARGIN = 0.1  # the match must beat the best one elsewhere by this much, else it is ambiguous
 MIN_COVERAGE = 0.6  # share of the zoom that must lie inside the coarse scan (locate_window's min_overlap)
 MAX_SCALE_ERROR = 0.05  # |fitted step / nominal step - 1| above this: the pixel sizes or the match are wrong
@@ -99,10 +103,10 @@ def load_pairs(data: Path, kinds: Sequence[str], limit: int | None) -> list[Pair
     return out
 
 
-def rejection(fit: WindowFit, step: float) -> str:
+def rejection(fit: WindowFit, step: float, min_ncc: float = MIN_NCC) -> str:
     """Why a registration is too poor to compare on, or '' when it is good."""
     scale_error = fit.window.step / step - 1
-    reasons = [f"NCC {fit.ncc:.2f} < {MIN_NCC}" if fit.ncc < MIN_NCC else "",
+    reasons = [f"NCC {fit.ncc:.2f} < {min_ncc}" if fit.ncc < min_ncc else "",
                f"ambiguous: NCC {fit.ncc:.2f} vs {fit.runner_up:.2f} elsewhere" if fit.ncc - fit.runner_up
                < MIN_MARGIN else "",
                f"{fit.coverage:.0%} of the zoom inside the scan" if fit.coverage < MIN_COVERAGE else "",
@@ -139,6 +143,8 @@ def fit_heights(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``a pred + b + c x + d y`` with a..d the least-squares fit to ``ref`` (height scale, offset, plane)."""
     yy, xx = np.mgrid[0:pred.shape[0], 0:pred.shape[1]]
     design = np.stack([pred.ravel(), np.ones(pred.size), xx.ravel(), yy.ravel()], axis=1)
+    norms = np.linalg.norm(design, axis=0)  # unit columns: else lstsq's cutoff drops a pm-scale (STM) height column
+    design = design / np.where(norms > 0, norms, 1.0)
     coef, *_ = np.linalg.lstsq(design, ref.ravel(), rcond=None)
     return (design @ coef).reshape(pred.shape)
 
@@ -193,7 +199,8 @@ def register(pair: Pair) -> tuple[WindowFit, dict[str, Any]]:
     fit = locate_window(pair.coarse.data, pair.zoom.data, pair.step, min_overlap=MIN_COVERAGE)
     return fit, {"pair": pair.name, "kind": pair.kind, "ratio": 1 / pair.step, "ncc": fit.ncc,
                  "runner_up": fit.runner_up, "coverage": fit.coverage, "scale_error": fit.window.step / pair.step - 1,
-                 "angle": fit.window.angle_deg, "rejected": rejection(fit, pair.step),
+                 "angle": fit.window.angle_deg,
+                 "rejected": rejection(fit, pair.step, MIN_NCC_BY_KIND.get(pair.kind, MIN_NCC)),
                  "truth_error_px": truth_error(pair, fit.window)}
 
 
