@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from support import REPO
@@ -73,3 +74,44 @@ def test_estimate_covers_the_measured_peak_and_is_not_far_above(arch: str, kwarg
     assert measured <= estimate + RUNTIME, (measured, estimate)
     assert estimate <= 1.3 * measured, (measured, estimate)
 
+
+
+def _split_net() -> MultiScaleResNet:
+    """A small split network with a residual to carry (MultiScaleResNet starts as exact bicubic)."""
+    torch.manual_seed(0)
+    net = MultiScaleResNet(blocks=2, width=16, tail_width=8).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.normal_(m.weight, std=0.1)
+    return net
+
+
+def test_a_split_network_runs_its_body_once_and_cuts_only_the_upsampling() -> None:
+    """Under a memory bound that a fused pass meets only in many tiles, the body runs once over the whole image, the
+    upsampling in strips that repeat a few pixels, the result equals the untiled one, and the plan's peak covers
+    what its operators hold (the pipeline counts the output's OUTPUT_BYTES per pixel beside it)."""
+    from afm_sr.infer.pipeline import OUTPUT_BYTES
+
+    net, s = _split_net(), 8
+    lr = np.random.default_rng(0).standard_normal((96, 96)).astype(np.float32)
+    memory = int(lr.size * s * s * tiling.activation_bytes(net, s) / 4)
+    work = tiling.plan(net, lr.shape, s, "auto", memory=memory)
+    fused = tiling.plan_tiles(tiling.exact_margin(net, s), lr.shape, s, "auto", tiling.activation_bytes(net, s), memory)
+    assert work.features is not None and len(work.features) == 1 and len(work.tiles) > 1
+    assert sum(t.read_px for t in work.tiles) < 1.5 * lr.size < 3 * lr.size < sum(t.read_px for t in fused)
+    assert work.peak <= memory
+    with torch.inference_mode():
+        whole = tiling.tiled_sr(net, lr, lr.astype(np.float64), s, 1.0, tile=None)
+        held = tiling.live_peak(lambda: tiling.tiled_sr(net, lr, lr.astype(np.float64), s, 1.0, tile=work), [],
+                                list(net.parameters()))
+        tiled = tiling.tiled_sr(net, lr, lr.astype(np.float64), s, 1.0, tile=work)
+    assert np.abs(tiled - whole).max() < 1e-5 * np.abs(whole).max()
+    assert held <= work.peak + OUTPUT_BYTES * lr.size * s * s
+
+
+def test_a_feature_map_over_the_memory_bound_falls_back_to_fused_tiles() -> None:
+    net, s = _split_net(), 2
+    shape = (64, 64)
+    feature_map = net.feature_channels * shape[0] * shape[1] * 4
+    assert tiling.plan(net, shape, s, "auto", memory=feature_map - 1).features is None
+    assert tiling.plan(net, shape, s, "auto", memory=4 * feature_map).features is not None

@@ -21,14 +21,7 @@ from afm_sr.errors import AFMFileError, InputError
 from afm_sr.infer import adapt as own
 from afm_sr.infer.adapt import Pairs, SelfCheck
 from afm_sr.infer.devices import resolve_device, resolve_precision
-from afm_sr.infer.tiling import (
-    Progress,
-    Tile,
-    activation_bytes,
-    largest_out_px,
-    plan_tiles,
-    tiled_sr,
-)
+from afm_sr.infer.tiling import Plan, Progress, plan, tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.io.budget import format_size, headroom, reserve
@@ -68,21 +61,21 @@ def _check_scale_for(model: SRModel, scale: int, shape: tuple[int, int]) -> int:
 
 def _planned_tiles(what: str, shape: tuple[int, int], scale: int, per_image_px: int, model: SRModel,
                    tile: int | str | None, batch: int, precision: str | int, device: str | torch.device,
-                   memory_limit: int | str | None) -> list[Tile]:
-    """The tiles for an LR image of ``shape``, refusing work over the memory limit (InputError naming the size).
+                   memory_limit: int | str | None) -> Plan:
+    """The tiling plan for an LR image of ``shape``, refusing work over the memory limit (InputError naming the size).
 
-    ``per_image_px`` bytes for each LR pixel, plus the network's activations for ``batch`` of the largest tile;
-    ``tile="auto"`` takes the whole image where that fits what is left, else the largest tiles that do.
+    ``per_image_px`` bytes for each LR pixel, plus the network's peak (``Plan.peak``: ``batch`` of the largest tiles,
+    and a split network's feature map); ``tile="auto"`` takes the whole image where that fits what is left, else the
+    largest tiles that do.
     """
     s, dev = int(scale), resolve_device(device)
     fixed = shape[0] * shape[1] * per_image_px
-    px_bytes = activation_bytes(model.net, s, resolve_precision(precision, dev))
     room = headroom(memory_limit) - fixed
     if dev.type == "cuda":  # the activations live in the GPU's own memory
         room = min(room, int(GPU_SHARE * torch.cuda.mem_get_info(dev)[0]))
-    tiles = plan_tiles(model.net, shape, s, tile, batch * px_bytes, room)
-    reserve(fixed + int(batch * largest_out_px(tiles, s) * px_bytes), what, limit=memory_limit)
-    return tiles
+    work = plan(model.net, shape, s, tile, batch, resolve_precision(precision, dev), room)
+    reserve(fixed + work.peak, what, limit=memory_limit)
+    return work
 
 
 @contextmanager

@@ -7,7 +7,10 @@ tiles. The residual runs on the whole image when its activations fit the memory 
 image is cut into cores (full-width strips first, which share only two edges each) and each core's network input
 is the core plus a halo of ``ceil(net.receptive_radius(s) / s) + 1`` LR pixels: an output pixel of the core then
 sees exactly what it sees in the whole image, so only the core is kept, no blending is needed, and the tiled
-result equals the untiled one up to float rounding. The only repeated work is the halos.
+result equals the untiled one up to float rounding. The only repeated work is the halos. A network split into an
+LR-grid stage and an upsampling stage (``SRNet.feature_channels``) runs the first on the whole image where its feature
+map fits (it needs ~1/s^2 of the memory per input pixel that the upsampling does) and cuts only the upsampling, whose
+halos are a few pixels, so a strip no longer repeats the body's reach of tens of pixels.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import itertools
 import json
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -70,23 +73,26 @@ def resolve_tile(tile: int | str | None, margin: int, scale: int) -> int | str |
     return tile
 
 
-#: Elements per output pixel, per (architecture, its kwargs, scale): copies of one network probe the same.
-_PROBED: dict[tuple[type, str, int], float] = {}
+#: Elements per output pixel, per (architecture, its kwargs, scale, stage): copies of one network probe the same.
+_PROBED: dict[tuple[type, str, int, str], float] = {}
+#: What a probe runs: the whole residual, or the two stages of a split network (``SRNet.feature_channels``).
+STAGES = ("residual", "features", "upsample")
 
 
-def activation_bytes(net: SRNet, scale: int, dtype: torch.dtype | None = None) -> float:
-    """Bytes per output pixel a forward pass of ``net`` at ``scale`` (in ``dtype``, default its own) holds at its peak.
+def activation_bytes(net: SRNet, scale: int, dtype: torch.dtype | None = None, stage: str = "residual") -> float:
+    """Bytes per output pixel that ``stage`` of ``net`` at ``scale`` (in ``dtype``, default its own) holds at its peak.
 
-    Measured once per architecture and scale by a probe run (``live_peak``), times ``PEAK_MARGIN``.
+    Measured once per architecture, scale and stage by a probe run (``live_peak``), times ``PEAK_MARGIN``; the
+    ``features`` stage runs on the LR grid, so its bytes per output pixel are its bytes per input pixel / scale^2.
     """
-    key = (type(net), json.dumps(net.arch_kwargs, sort_keys=True), int(scale))
+    key = (type(net), json.dumps(net.arch_kwargs, sort_keys=True), int(scale), stage)
     if key not in _PROBED:
-        _PROBED[key] = _probe(net, int(scale))
+        _PROBED[key] = _probe(net, int(scale), stage)
     return PEAK_MARGIN * _PROBED[key] * (dtype or next(net.parameters()).dtype).itemsize
 
 
-def _probe(net: SRNet, scale: int) -> float:
-    """Elements per output pixel alive at once at the peak of ``net.residual`` (input and result included).
+def _probe(net: SRNet, scale: int, stage: str) -> float:
+    """Elements per output pixel alive at once at the peak of ``stage`` (its input and result included).
 
     Every activation of these networks has a size proportional to the output's (convolutions keep their input's
     size), so the peak on a PROBE_LR px square is the peak per output pixel of any input.
@@ -94,7 +100,12 @@ def _probe(net: SRNet, scale: int) -> float:
     param = next(net.parameters())
     lr = torch.zeros(1, 1, PROBE_LR, PROBE_LR, device=param.device, dtype=param.dtype)
     with torch.inference_mode():
-        peak = live_peak(lambda: net.residual(lr, scale), [lr], list(net.parameters()))
+        if stage == "upsample":
+            features = net.features(lr)
+            peak = live_peak(lambda: net.upsample(features, scale), [features], list(net.parameters()))
+        else:
+            run = net.features if stage == "features" else (lambda x: net.residual(x, scale))
+            peak = live_peak(lambda: run(lr), [lr], list(net.parameters()))
     return peak / param.element_size() / (PROBE_LR * scale) ** 2
 
 
@@ -180,6 +191,19 @@ class Tile:
         return (self.read[0].stop - self.read[0].start) * (self.read[1].stop - self.read[1].start)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How ``tiled_sr`` covers one image, and the bytes its work holds at the most (``peak``).
+
+    ``tiles`` are the residual's, or for a split network its upsampling's, after ``features``: the tiles of its
+    LR-grid stage, run first into one feature map.
+    """
+
+    tiles: list[Tile]
+    features: list[Tile] | None
+    peak: int
+
+
 def _cores(length: int, core: int | None) -> list[tuple[int, int]]:
     """``length`` cut into near-equal pieces of at most ``core`` (one piece for None)."""
     pieces = 1 if core is None or core >= length else math.ceil(length / core)
@@ -187,14 +211,14 @@ def _cores(length: int, core: int | None) -> list[tuple[int, int]]:
     return list(itertools.pairwise(bounds))
 
 
-def plan_tiles(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | None,
+def plan_tiles(margin: int, shape: tuple[int, int], scale: int, tile: int | str | None,
                px_bytes: float = 0.0, memory: int | None = None) -> list[Tile]:
-    """The tiles of an LR image of ``shape`` for ``net`` (halos from ``exact_margin``).
+    """The tiles of an LR image of ``shape`` for work that reaches ``margin`` output pixels (``exact_margin``).
 
     Parameters
     ----------
-    net : afm_sr.models.SRNet
-        The network (its receptive radius sets the halos).
+    margin : int
+        Output pixels next to a tile edge that the work reaches (sets the halos).
     shape : (int, int)
         LR rows and columns.
     scale : int
@@ -204,12 +228,11 @@ def plan_tiles(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str |
         image if ``px_bytes`` per output pixel fit ``memory``, else the tallest full-width strips that fit, else the
         largest square tiles that fit, else the smallest tiles (which the caller's memory check then refuses).
     px_bytes : float
-        Activation bytes per output pixel of the network (``activation_bytes``), for ``"auto"``.
+        Activation bytes per output pixel of the work (``activation_bytes``), for ``"auto"``.
     memory : int, optional
         Bytes the activations may take, for ``"auto"`` (None: no bound).
     """
     ny, nx = shape
-    margin = exact_margin(net, scale)
     tile = resolve_tile(tile, margin, scale)
     h = halo(margin, scale)
     if tile == "auto":
@@ -229,6 +252,32 @@ def plan_tiles(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str |
             for y0, y1 in _cores(ny, rows) for x0, x1 in _cores(nx, cols)]
 
 
+def plan(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | list[Tile] | None = "auto", batch: int = 1,
+         dtype: torch.dtype | None = None, memory: int | None = None) -> Plan:
+    """The plan of ``net`` over an LR image of ``shape`` with ``batch`` tiles per pass (``tile`` as ``plan_tiles``).
+
+    A split network (``feature_channels``) runs its LR-grid stage into one feature map where that map leaves room
+    under ``memory``, and only its upsampling in tiles; otherwise the whole residual runs per tile. Tiles given as a
+    list are the residual's.
+    """
+    s = int(scale)
+    if isinstance(tile, list):
+        return Plan(tile, None, int(batch * largest_out_px(tile, s) * activation_bytes(net, s, dtype)))
+    ny, nx = shape
+    itemsize = (dtype or next(net.parameters()).dtype).itemsize
+    feature_map = net.feature_channels * ny * nx * itemsize
+    if net.feature_channels and (memory is None or memory > feature_map):
+        room = None if memory is None else memory - feature_map
+        f_bytes, u_bytes = (batch * activation_bytes(net, s, dtype, stage) for stage in ("features", "upsample"))
+        features = plan_tiles(net.feature_radius() * s, shape, s, tile, f_bytes, room)
+        tiles = plan_tiles(max(net.upsample_radius(s), 2 * s), shape, s, tile, u_bytes, room)
+        peak = feature_map + max(largest_out_px(features, s) * f_bytes, largest_out_px(tiles, s) * u_bytes)
+        return Plan(tiles, features, int(peak))
+    px_bytes = batch * activation_bytes(net, s, dtype)
+    tiles = plan_tiles(exact_margin(net, s), shape, s, tile, px_bytes, memory)
+    return Plan(tiles, None, int(largest_out_px(tiles, s) * px_bytes))
+
+
 @lru_cache(maxsize=32)
 def _matrix(length: int, scale: int, device: torch.device) -> torch.Tensor:
     """``bicubic_matrix`` as float32 on ``device`` (cached: archives repeat their sizes)."""
@@ -242,7 +291,7 @@ def _band(lo: int, hi: int, length: int) -> slice:
 
 @torch.inference_mode()
 def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, gain: float,
-             tile: int | str | list[Tile] | None = "auto", batch: int = 1, device: torch.device | None = None,
+             tile: int | str | list[Tile] | Plan | None = "auto", batch: int = 1, device: torch.device | None = None,
              dtype: torch.dtype = torch.float32, progress: Progress | None = None) -> np.ndarray:
     """``bicubic(lr_base) + gain * net.residual(lr_net, scale)`` at ``scale`` times the size, float64.
 
@@ -258,8 +307,8 @@ def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, ga
         Scale factor; the result has ``scale`` times as many pixels per side.
     gain : float
         Factor applied to the residual (the normalization's std, to get back to meters).
-    tile : int, "auto", None or list of Tile
-        As ``plan_tiles`` (``"auto"`` against the memory left under the default limit), or tiles already planned.
+    tile : int, "auto", None, list of Tile or Plan
+        As ``plan`` (``"auto"`` against the memory left under the default limit), or a plan already made.
     batch : int
         Tiles of the same size per forward pass.
     device : torch.device, optional
@@ -272,35 +321,60 @@ def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, ga
     device = device or torch.device("cpu")
     ny, nx = lr_net.shape
     s = int(scale)
-    tiles = tile if isinstance(tile, list) else plan_tiles(
-        net, (ny, nx), s, tile, activation_bytes(net, s) if tile == "auto" else 0.0,
-        headroom() if tile == "auto" else None)
+    work = tile if isinstance(tile, Plan) else plan(net, (ny, nx), s, tile, batch, dtype,
+                                                    headroom() if tile == "auto" else None)
     offset = float(np.mean(lr_base))
     base = torch.from_numpy(np.asarray(lr_base, dtype=np.float64) - offset).to(device=device, dtype=torch.float32)
-    z = torch.from_numpy(np.ascontiguousarray(lr_net, dtype=np.float32)).to(device)
+    source = torch.from_numpy(np.ascontiguousarray(lr_net, dtype=np.float32)).to(device=device, dtype=dtype)[None]
     wy, wx = _matrix(ny, s, device), _matrix(nx, s, device)
     out = torch.empty((ny * s, nx * s), dtype=torch.float32, device=device)
+    total = len(work.tiles) + len(work.features or [])
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        """The residual, or the upsampling of the features computed first."""
+        return net.residual(x, s) if work.features is None else net.upsample(x, s)
+
+    if work.features is not None:
+        features = torch.empty((1, net.feature_channels, ny, nx), dtype=dtype, device=device,
+                               memory_format=torch.channels_last)[0]
+        for t, core in _run_tiles(net.features, source, work.features, 1, batch, step):
+            features[:, t.core[0], t.core[1]] = core
+        source = features
+    for t, core in _run_tiles(run, source, work.tiles, s, batch, step):
+        cy, cx = t.core
+        out[cy.start * s:cy.stop * s, cx.start * s:cx.stop * s] = _bicubic(base, wy, wx, cy, cx, s).add_(
+            core[0].float(), alpha=gain)
+    return np.add(out.cpu().numpy(), offset, dtype=np.float64)
+
+
+def _run_tiles(run: Callable[[torch.Tensor], torch.Tensor], source: torch.Tensor, tiles: list[Tile], scale: int,
+               batch: int, step: Callable[[int], None]) -> Iterator[tuple[Tile, torch.Tensor]]:
+    """Each tile with the core of ``run`` on its read region of ``source`` (C, h, w), ``batch`` same-size tiles a pass.
+
+    ``run`` maps (N, C, h, w) to (N, C', scale*h, scale*w); ``step(n)`` is called after each pass of n tiles.
+    """
     groups: list[list[Tile]] = []
     for t in tiles:
         if groups and len(groups[-1]) < batch and _read_shape(groups[-1][0]) == _read_shape(t):
             groups[-1].append(t)
         else:
             groups.append([t])
-    done = 0
     for group in groups:
-        net_in = torch.stack([z[t.read] for t in group])[:, None].to(dtype=dtype)
-        residual = net.residual(net_in.contiguous(memory_format=torch.channels_last), s)
-        for t, res in zip(group, residual, strict=True):
+        x = torch.stack([source[:, t.read[0], t.read[1]] for t in group]) if len(group) > 1 else \
+            source[None, :, group[0].read[0], group[0].read[1]]
+        result = run(x.contiguous(memory_format=torch.channels_last))
+        for t, res in zip(group, result, strict=True):
             (cy, cx), (ry, rx) = t.core, t.read
-            oy, ox = slice(cy.start * s, cy.stop * s), slice(cx.start * s, cx.stop * s)
-            bicubic = _bicubic(base, wy, wx, cy, cx, s)
-            part = res[0, (cy.start - ry.start) * s:(cy.stop - ry.start) * s,
-                       (cx.start - rx.start) * s:(cx.stop - rx.start) * s]
-            out[oy, ox] = bicubic.add_(part.float(), alpha=gain)
-        done += len(group)
-        if progress is not None:
-            progress(done, len(tiles))
-    return np.add(out.cpu().numpy(), offset, dtype=np.float64)
+            yield t, res[:, (cy.start - ry.start) * scale:(cy.stop - ry.start) * scale,
+                         (cx.start - rx.start) * scale:(cx.stop - rx.start) * scale]
+        step(len(group))
 
 
 def _bicubic(base: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, cy: slice, cx: slice, s: int) -> torch.Tensor:

@@ -10,6 +10,11 @@
   5 px crop at x8).
 - ``net.receptive_radius(scale)``: how far (output pixels) an output pixel sees, which tiling uses as its margin.
 - ``net.arch_kwargs``: the keyword arguments that rebuild it; checkpoints store them beside its ``_target_``.
+- ``net.feature_channels`` (optional, 0 where absent): a network whose work splits into a stage on the LR grid and an
+  upsampling stage has ``residual(lr, s) == upsample(features(lr), s)``, with ``feature_radius()`` (LR pixels) and
+  ``upsample_radius(s)`` (output pixels) as their reaches. Tiling then runs the LR-grid stage over the whole image
+  once (it needs about 1/s^2 of the memory per input pixel) and only the upsampling in strips, whose halos are a
+  few pixels instead of the whole network's reach.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ class SRNet(nn.Module):
     """
 
     LIMITS: ClassVar[Mapping[str, tuple[int, int]]] = {}
+    #: Channels of ``features`` (0: the network has no LR-grid stage to run apart, e.g. VDSR on the bicubic grid).
+    feature_channels: int = 0
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
@@ -54,6 +61,22 @@ class SRNet(nn.Module):
 
     def receptive_radius(self, scale: int) -> int:
         """Output pixels beyond which an input change cannot reach an output pixel (bicubic reach included)."""
+        raise NotImplementedError
+
+    def features(self, lr: torch.Tensor) -> torch.Tensor:
+        """The LR-grid features (N, feature_channels, h, w) that ``upsample`` turns into the residual."""
+        raise NotImplementedError
+
+    def upsample(self, features: torch.Tensor, scale: int) -> torch.Tensor:
+        """The residual at ``scale`` times the size from ``features``."""
+        raise NotImplementedError
+
+    def feature_radius(self) -> int:
+        """LR pixels beyond which an input change cannot reach a feature."""
+        raise NotImplementedError
+
+    def upsample_radius(self, scale: int) -> int:
+        """Output pixels beyond which a feature change cannot reach an output pixel of ``upsample``."""
         raise NotImplementedError
 
     def forward(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:

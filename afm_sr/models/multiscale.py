@@ -64,22 +64,37 @@ class MultiScaleResNet(SRNet):
         if not scales or any(s not in SUPPORTED_SCALES for s in scales):
             raise ConfigError(f"model.scales {list(scales)}: each must be one of {list(SUPPORTED_SCALES)}")
         super().__init__(blocks=blocks, width=width, tail_width=tail_width, scales=list(scales), channels=channels)
-        self.blocks, self.scales = blocks, scales
+        self.blocks, self.scales, self.feature_channels = blocks, scales, width
         self.head = nn.Conv2d(channels, width, 3, padding=1)
         self.body = nn.Sequential(*(ResBlock(width) for _ in range(blocks)), nn.Conv2d(width, width, 3, padding=1))
         self.tails = nn.ModuleDict({str(s): _tail(width, tail_width, s, channels) for s in scales})
 
     def residual(self, lr: torch.Tensor, scale: int, upsampled: torch.Tensor | None = None) -> torch.Tensor:
         """tail_s(head + body(head)): LR-grid features shuffled up to s times the size (``upsampled`` unused)."""
+        return self.upsample(self.features(lr), scale)
+
+    def features(self, lr: torch.Tensor) -> torch.Tensor:
+        """The head conv plus the body on it (the global skip), on the LR grid."""
+        features = self.head(lr)
+        return features + self.body(features)
+
+    def upsample(self, features: torch.Tensor, scale: int) -> torch.Tensor:
+        """The scale's pixel-shuffle tail on the features."""
         key = str(int(scale))
         if key not in self.tails:
             raise ConfigError(f"this network has tails for scales {list(self.scales)}, not x{scale}")
-        features = self.head(lr)
-        return self.tails[key](features + self.body(features))
+        return self.tails[key](features)
+
+    def feature_radius(self) -> int:
+        """One LR pixel per conv: the head, two per block, the body's last."""
+        return 2 + 2 * self.blocks
+
+    def upsample_radius(self, scale: int) -> int:
+        """One pixel of its own grid per tail conv: stage k runs at 2^k x the LR grid, the last conv at the output's."""
+        s = int(scale)
+        return sum(s // 2**k for k in range(int(math.log2(s)))) + 1
 
     def receptive_radius(self, scale: int) -> int:
-        """(head + 2 per block + body conv + one per tail stage) LR pixels in output pixels, the last conv, bicubic."""
+        """The features' reach in output pixels, the tail's, and bicubic's 2 LR pixels."""
         s = int(scale)
-        lr_convs = 2 + 2 * self.blocks
-        tail = sum(s // 2**k for k in range(int(math.log2(s))))  # stage k runs at 2^k x the LR grid
-        return lr_convs * s + tail + 1 + 2 * s
+        return self.feature_radius() * s + self.upsample_radius(s) + 2 * s

@@ -92,7 +92,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 4, 8])
     parser.add_argument("--precisions", nargs="+", default=None, help="default: 32, and bf16 where the CPU has it")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds, for inputs under 512 px (1 above)")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (each variant keeps its fastest)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -110,11 +110,10 @@ def main() -> None:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         net = copy.deepcopy(model.net).to(dtype)
         for size in args.sizes:
-            repeats = args.repeats if size < 512 else 1
             img = surface(size)
             z = torch.from_numpy(fit_normalization(img).apply(img).astype(np.float32))[None, None].to(dtype)
             for s in args.scales:
-                print(row(model, net, img, z, s, precision, repeats), flush=True)
+                print(row(model, net, img, z, s, precision, args.repeats), flush=True)
     print(f"# load after: {os.getloadavg()}")
 
 
