@@ -26,7 +26,6 @@ from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.io.budget import format_size, headroom, reserve
 from afm_sr.io.heightmap import PixelSize, as_heightmap, value_problem
-from afm_sr.metrics import MetricSpec, psnr_ssim
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import nonfinite_weights
 from afm_sr.preprocess import fit_normalization, level
@@ -278,6 +277,8 @@ def check_gain(image: HeightMap | np.ndarray, scale: int = 4, model: str | os.Pa
     ``afm_sr.degrade.acquisition.FixedAcquisition``: what to expect from a scan recorded that way); its noise is
     seeded by ``seed``.
     """
+    from afm_sr.metrics import MetricSpec, psnr_ssim  # torchmetrics (with scipy, matplotlib): only when measuring
+
     hm = as_heightmap(image, None)
     sr = load_model(model)
     s = _check_scale_for(sr, scale, hm.shape)

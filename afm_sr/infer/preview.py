@@ -10,7 +10,6 @@ from afm_sr.errors import InputError
 from afm_sr.infer.pipeline import bicubic_upscale
 from afm_sr.io import HeightMap
 from afm_sr.preprocess import level
-from afm_sr.report.figures import comparison_panel, save_png
 
 #: Display factor and label per height unit (heights are shown in nm, like Gwyddion does for AFM).
 _DISPLAY = {"m": (1e9, "nm")}
@@ -42,6 +41,8 @@ def save_preview(original: HeightMap, enhanced: HeightMap, path: str | Path, tit
     full output resolution, the window where bicubic and afm-sr differ most; the title carries the self-check
     estimate where ``enhanced`` has one (``afm_sr_estimated_gain_db``).
     """
+    from afm_sr.report.figures import comparison_panel, save_png  # matplotlib: only when a PNG is written
+
     if level_plane:
         original = original.with_data(level(original.data))
     if "afm_sr_scale" not in enhanced.metadata:
