@@ -1,4 +1,4 @@
-"""Lightning plumbing: atomic checkpoint files, LR | bicubic | VDSR | HR panels per scale, progress lines for logs."""
+"""Lightning plumbing: atomic checkpoints keeping the run's degradation, LR | bicubic | VDSR | HR panels, log lines."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 
 from afm_sr.atomic import write_atomically
 from afm_sr.data import ImageBatch
+from afm_sr.models.checkpoint import DEGRADATION_KEY
 from afm_sr.report.figures import comparison_panel, save_png
 
 
@@ -117,6 +118,18 @@ class ImagePanel(pl.Callback):
                 import matplotlib.pyplot as plt
 
                 plt.close(p)
+
+
+class RecordDegradation(pl.Callback):
+    """Keep the run's ``degradation`` config node in every checkpoint, so export records what the net trained on."""
+
+    def __init__(self, node: dict[str, Any]) -> None:
+        self.node = node
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           checkpoint: dict[str, Any]) -> None:
+        """Add the node under ``DEGRADATION_KEY`` (read back by ``afm_sr.models.checkpoint.read_checkpoint``)."""
+        checkpoint[DEGRADATION_KEY] = self.node
 
 
 class LineProgress(ProgressBar):

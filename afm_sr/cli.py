@@ -400,8 +400,9 @@ def add_enhance(subparsers: argparse._SubParsersAction) -> None:
     add_adapt_options(parser, None)
     parser.add_argument("--adapt-pairs", choices=ADAPT_PAIRS, default=None,
                         help="how the scan is downscaled into its own pairs: bicubic (as check-gain and the "
-                             "self-check degrade) or trained (the model's training mix of bicubic and point-sampled "
-                             "scans with line noise); default: the scale's measured recipe (bicubic at x2)")
+                             "self-check degrade) or trained (as the model's weights record it trained, e.g. v0.4: "
+                             "bicubic or randomized acquisitions); default: the scale's measured recipe (bicubic at "
+                             "x2)")
     parser.add_argument("--check-pairs", choices=CHECK_PAIRS, default=CHECK_PAIRS[0],
                         help="what the printed self-check assumes a coarser scan of your sample is: instrument "
                              "(each pixel averaged along the fast axis; default) or bicubic (the paper's protocol, "
@@ -478,12 +479,27 @@ def _gains(text: str) -> dict[int, dict[str, float]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _degradation(text: str) -> dict:
+    """A degradation config node: inline JSON or a YAML/JSON file like conf/degradation/robust.yaml (argparse type)."""
+    if text.lstrip().startswith("{"):
+        return _json_object(text)
+    import yaml  # only here: the CLI's start-up stays light
+
+    try:
+        node = yaml.safe_load(Path(text).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise argparse.ArgumentTypeError(f"{text}: cannot be read as YAML or JSON ({err})") from err
+    if not isinstance(node, dict):
+        raise argparse.ArgumentTypeError(f"{text}: expected a degradation config node (a mapping with a _target_)")
+    return node
+
+
 def run_export(args: argparse.Namespace) -> int:
-    """Write the checkpoint's weights as .safetensors with architecture, gains and notes."""
+    """Write the checkpoint's weights as .safetensors with architecture, gains, training degradation and notes."""
     from afm_sr.infer import export_weights
 
     out = export_weights(args.checkpoint, args.output, extra_metadata=args.notes, gains=args.gains,
-                         overwrite=args.force)
+                         overwrite=args.force, degradation=args.degradation)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
 
@@ -496,6 +512,10 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gains", type=_gains, default=None,
                         help="measured gain over bicubic per scale as JSON, e.g. "
                              "'{\"2\": {\"psnr\": 0.5, \"ssim\": 0.01}}'; enhance warns where it is not positive")
+    parser.add_argument("--degradation", type=_degradation, default=None,
+                        help="what the network trained on, for weights made by other means (e.g. averaged): a "
+                             "degradation config node as a YAML/JSON file (conf/degradation/*.yaml, resolved) or "
+                             "inline JSON; adapt's trained pairs use it (default: what the checkpoint records)")
     parser.add_argument("--notes", type=_json_object, default=None,
                         help="free-form metadata as a JSON object (data, steps, licences, ...)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")

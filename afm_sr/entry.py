@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ProgressBar
 from pytorch_lightning.loggers import WandbLogger
 
-from afm_sr.callbacks import AtomicCheckpointIO, LineProgress
+from afm_sr.callbacks import AtomicCheckpointIO, LineProgress, RecordDegradation
 from afm_sr.errors import AFMSRError, ConfigError, Interrupted, stop_on_signals
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import TrainingState, build_network, class_name, read_checkpoint
@@ -87,7 +87,8 @@ def _instantiate_all(group: DictConfig | None) -> list[Any]:
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
     """Datamodule, module and trainer (with loggers and callbacks) from a composed config.
 
-    Where stdout is not a terminal (a log file) and the progress bar is on, ``LineProgress`` replaces the bar.
+    Where stdout is not a terminal (a log file) and the progress bar is on, ``LineProgress`` replaces the bar;
+    ``RecordDegradation`` keeps the config's ``degradation`` node in every checkpoint.
     """
     pl.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.dataset, _convert_="all")
@@ -98,6 +99,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     if kwargs.get("enable_progress_bar", True) and not sys.stdout.isatty() and not any(
             isinstance(c, ProgressBar) for c in callbacks):
         callbacks.append(LineProgress())  # a log file gets a line per validation/epoch, not an update per step
+    if cfg.get("degradation") is not None:
+        callbacks.append(RecordDegradation(OmegaConf.to_container(cfg.degradation, resolve=True)))
     trainer = pl.Trainer(**kwargs, logger=loggers or False, callbacks=callbacks, plugins=[AtomicCheckpointIO()])
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

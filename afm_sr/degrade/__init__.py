@@ -192,6 +192,9 @@ class MixedDegradation:
     def __init__(self, degradations: list[Degradation], weights: list[float] | None = None) -> None:
         if not degradations:
             raise ValueError("MixedDegradation needs at least one degradation")
+        if not all(callable(getattr(d, "downscale", None)) for d in degradations):
+            raise ValueError(f"MixedDegradation mixes degradations (objects with a downscale method), got "
+                             f"{degradations!r:.200}")
         self.degradations = list(degradations)
         w = [1.0] * len(self.degradations) if weights is None else [float(v) for v in weights]
         if len(w) != len(self.degradations) or min(w) < 0 or sum(w) <= 0:

@@ -175,6 +175,9 @@ class FixedAcquisition:
     """A degradation that records every image under one acquisition setting (keyword arguments of Acquisition)."""
 
     def __init__(self, **setting: float | bool) -> None:
+        bad = {k: v for k, v in setting.items() if not isinstance(v, int | float)}  # bool is an int
+        if bad:
+            raise ValueError(f"acquisition settings must be numbers, got {bad}")
         self.acquisition = Acquisition(**setting)
 
     def downscale(self, hr: torch.Tensor, scale: int, generator: torch.Generator | None = None) -> torch.Tensor:

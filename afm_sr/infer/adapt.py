@@ -1,17 +1,18 @@
 """Learn from the user's own scan: fine-tune a copy of the model on the scan's own pairs, and estimate its gain.
 
-The scan, downscaled by s with the degradation the shipped model trained with (bicubic or a scan-like point
-sampling with line noise, half each), next to the scan itself, is a training pair from exactly the user's
-instrument, tip and sample (internal learning, ZSSR; test-time adaptation, MZSR). A stripe of whole scan lines
-at the bottom of the scan is held out: it never feeds training, it picks the step count (early stopping), and it
-gives the *self-check*: bicubic vs the base model vs the adapted model on the held-out pairs, an estimate of the
-gain on this very scan. The better of the two models is used. Only the network contract (``net(lr, s)`` =
-bicubic + ``net.residual(lr, s)``) and parameter names are used, never an architecture's internals.
+The scan, downscaled by s (bicubic, or with the degradation the model's weights file records it trained on), next
+to the scan itself, is a training pair from exactly the user's instrument, tip and sample (internal learning,
+ZSSR; test-time adaptation, MZSR). A stripe of whole scan lines at the bottom of the scan is held out: it never
+feeds training, it picks the step count (early stopping), and it gives the *self-check*: bicubic vs the base model
+vs the adapted model on the held-out pairs, an estimate of the gain on this very scan. The better of the two models
+is used. Only the network contract (``net(lr, s)`` = bicubic + ``net.residual(lr, s)``) and parameter names are
+used, never an architecture's internals.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -24,7 +25,8 @@ import torch
 from afm_sr.choices import ADAPT_PAIRS, CHECK_PAIRS
 from afm_sr.degrade import BicubicDegradation, Degradation, MixedDegradation, ScanDegradation, check_scale, imresize
 from afm_sr.degrade.acquisition import FixedAcquisition
-from afm_sr.errors import InputError
+from afm_sr.degrade.build import build_degradation
+from afm_sr.errors import AFMFileError, InputError
 from afm_sr.infer.devices import resolve_device, resolve_precision
 from afm_sr.infer.tiling import tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
@@ -39,6 +41,7 @@ DEFAULT_BATCH, PATCH_LR = 8, 24
 HOLDOUT, MIN_LR, CHECK_EVERY = 0.25, 8, 10
 #: Degradations drawn per flip of the training region, and the largest window (HR px a side) each is made of.
 DRAWS, POOL_SIDE = 2, 1024
+log = logging.getLogger(__name__)
 Params = Literal["auto", "all"]
 Pairs = Literal["bicubic", "trained"]
 
@@ -69,20 +72,37 @@ Progress = Callable[[int, int], None]
 
 
 def training_degradation() -> Degradation:
-    """The degradation the shipped model trained with (conf/degradation/mixed.yaml): bicubic or scan, half each."""
+    """v0.2's training mix (conf/degradation/mixed.yaml), bicubic or scan half each: for weights that record none."""
     return MixedDegradation([BicubicDegradation(), ScanDegradation((0.0, 0.05), (0.0, 0.03), (0.0, 1.0))])
 
 
-def pair_degradation(pairs: Pairs) -> Degradation:
+def recorded_degradation(model: SRModel) -> Degradation:
+    """The degradation ``model``'s weights file records it trained on, or ``training_degradation()`` where none.
+
+    Files exported before the record existed (v0.1-v0.3) fall back, with an info message; a record naming a class
+    outside ``afm_sr.degrade.build.DEGRADATIONS`` or with bad arguments is an AFMFileError naming the file.
+    """
+    node = model.info.degradation
+    if node is None:
+        log.info("the model %s records no training degradation: its trained pairs use v0.2's mix (bicubic or scan, "
+                 "half each)", model.info.source)
+        return training_degradation()
+    try:
+        return build_degradation(node)
+    except ValueError as exc:
+        raise AFMFileError(model.info.source, f"its training degradation record is unusable: {exc}") from None
+
+
+def pair_degradation(pairs: Pairs, model: SRModel) -> Degradation:
     """How the scan is downscaled into its own training pairs: ``bicubic`` or ``trained``.
 
-    ``bicubic`` degrades as check-gain and the self-check do; ``trained`` is the shipped model's training mix, for
-    scans whose coarser rescans are point samples with line noise.
+    ``bicubic`` degrades as check-gain and the self-check do; ``trained`` as ``model`` trained
+    (``recorded_degradation``), for scans whose coarser rescans are acquisitions like its training's.
     """
     if pairs == "bicubic":
         return BicubicDegradation()
     if pairs == "trained":
-        return training_degradation()
+        return recorded_degradation(model)
     raise InputError(f"adaptation pairs {pairs!r} must be one of {', '.join(map(repr, ADAPT_PAIRS))}")
 
 
@@ -357,7 +377,7 @@ def adapt(model: str | os.PathLike | SRModel, heightmap: HeightMap | np.ndarray,
     s, z, z_range = _prepared(model, scale, heightmap, level_plane)
     recipe = RECIPES[s]
     params, lr, steps = params or recipe.params, lr or recipe.lr, recipe.steps if steps is None else steps
-    degradation = pair_degradation(pairs or recipe.pairs)
+    degradation = pair_degradation(pairs or recipe.pairs, model)
     if steps < 0:
         raise InputError(f"adaptation steps {steps} must be 0 or more")
     if not -(2**63) <= int(seed) < 2**64:  # torch's generator takes 64 bits; more was an OverflowError traceback

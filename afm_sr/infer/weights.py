@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 
 from afm_sr.atomic import check_destination, write_atomically
 from afm_sr.choices import SUPPORTED_SCALES
+from afm_sr.degrade.build import build_degradation
 from afm_sr.errors import AFMFileError, InputError
 from afm_sr.models import SRNet
 from afm_sr.models.checkpoint import (
@@ -48,12 +49,15 @@ class ModelInfo:
     gains : measured gain over bicubic per scale, ``{scale: {"psnr": dB, "ssim": delta}}`` (may be empty).
     source : the file the weights came from (``default`` for the packaged model).
     extra : any further metadata strings of an exported file (data, steps, licence notes, ...).
+    degradation : the config node (``_target_`` plus arguments) of the degradation the network trained on, as the
+        file records it (``afm_sr.degrade.build.build_degradation`` builds it); None where it records none.
     """
 
     record: ArchRecord
     gains: dict[int, dict[str, float]] = field(default_factory=dict)
     source: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    degradation: dict[str, Any] | None = None
 
     @property
     def scales(self) -> tuple[int, ...]:
@@ -139,7 +143,8 @@ def load_model(model: PathLike | SRModel = "default") -> SRModel:
         _LOADED.move_to_end(key)
     else:
         weights = read_weights(path)
-        info = ModelInfo(weights.record, weights.gains, "default" if default else str(path), weights.extra)
+        info = ModelInfo(weights.record, weights.gains, "default" if default else str(path), weights.extra,
+                         weights.degradation)
         loaded = SRModel(build_network(weights), info)
         if key is None:
             return loaded
@@ -165,7 +170,8 @@ def check_gains(gains: Mapping[Any, Any]) -> dict[int, dict[str, float]]:
 
 
 def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapping[str, Any] | None = None,
-                   gains: Mapping[int, Mapping[str, float]] | None = None, overwrite: bool = False) -> Path:
+                   gains: Mapping[int, Mapping[str, float]] | None = None, overwrite: bool = False,
+                   degradation: Mapping[str, Any] | None = None) -> Path:
     """Turn a checkpoint (or weights file) into small float32 ``.safetensors`` weights with their architecture.
 
     Parameters
@@ -181,8 +187,13 @@ def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapp
         ``enhance`` warns where the PSNR gain is not positive. Defaults to the gains the input file already carries.
     overwrite : bool
         Replace an existing ``out_path``.
+    degradation : mapping, optional
+        The config node of the degradation the network trained on (``conf/degradation/*.yaml`` resolved, e.g. for
+        weights made by averaging); ``adapt``'s ``trained`` pairs use it. Defaults to what the input records (a
+        train.py checkpoint: its run's ``degradation``); it must build (``build_degradation``).
 
-    Raises AFMFileError (OutputExistsError where ``out_path`` exists) and InputError for unusable ``gains``.
+    Raises AFMFileError (OutputExistsError where ``out_path`` exists) and InputError for unusable ``gains`` or
+    ``degradation``.
     """
     src = load_model(ckpt_path)
     out = Path(out_path)
@@ -195,6 +206,12 @@ def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapp
         chosen = info.gains if gains is None else check_gains(gains)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if degradation is not None:
+        try:
+            build_degradation(degradation)
+        except ValueError as exc:
+            raise InputError(f"degradation: {exc}") from None
+    trained_on = info.degradation if degradation is None else dict(degradation)
     if set(chosen) - set(info.scales):
         raise InputError(f"gains for scales {sorted(set(chosen) - set(info.scales))}, but the model was trained "
                          f"for {list(info.scales)}")
@@ -204,6 +221,8 @@ def export_weights(ckpt_path: PathLike, out_path: PathLike, extra_metadata: Mapp
             "kwargs": json.dumps(info.record.kwargs), "scales": json.dumps(list(info.record.scales))}
     if chosen:
         meta["gains"] = json.dumps({str(s): g for s, g in sorted(chosen.items())})
+    if trained_on is not None:
+        meta["degradation"] = json.dumps(trained_on)
     tensors = {k: v.detach().float().contiguous() for k, v in src.net.state_dict().items()}
     meta["crc32"] = weights_crc(tensors, meta)  # read_safetensors verifies it
     write_atomically({out: lambda tmp: save_file(tensors, str(tmp), metadata=meta)}, overwrite)

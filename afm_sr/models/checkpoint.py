@@ -3,9 +3,11 @@
 Two file kinds are read, told apart by their content (not their name), and neither is ever unpickled:
 
 - a Lightning checkpoint from ``train.py`` (read with ``torch.load(..., weights_only=True)``): ``state_dict``
-  holds ``net.<name>`` tensors and ``afm_sr`` the architecture record;
+  holds ``net.<name>`` tensors, ``afm_sr`` the architecture record and (where train.py recorded it)
+  ``afm_sr_degradation`` the run's ``degradation`` config node (what the network trained on);
 - an exported ``.safetensors`` file: the network's tensors and string metadata ``format=afm-sr``, ``target``,
-  ``kwargs`` (JSON), ``scales`` (JSON list), optionally ``gains`` (JSON) and free-form notes.
+  ``kwargs`` (JSON), ``scales`` (JSON list), optionally ``gains`` (JSON), ``degradation`` (JSON: the training
+  degradation's config node) and free-form notes.
 
 The architecture record (version 2) is ``{"_target_": "afm_sr.models.X", "kwargs": {...}, "scales": [...]}``;
 ``_target_`` must be in ``ARCHITECTURES``. Files of afm-sr 0.1 (``arch="VDSR"``, ``depth``, ``width``,
@@ -41,7 +43,10 @@ PathLike = str | os.PathLike
 FORMAT_TAG = "afm-sr"
 RECORD_VERSION = 2
 #: Metadata keys of an exported file that are not free-form notes (``arch``..``channels``: afm-sr 0.1 files).
-RESERVED = ("format", "target", "kwargs", "scales", "gains", "version", "arch", "depth", "width", "channels", "crc32")
+RESERVED = ("format", "target", "kwargs", "scales", "gains", "degradation", "version", "arch", "depth", "width",
+            "channels", "crc32")
+#: Where a checkpoint keeps its run's ``degradation`` config node (``afm_sr.callbacks.RecordDegradation``).
+DEGRADATION_KEY = "afm_sr_degradation"
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"
 
@@ -94,6 +99,7 @@ class TrainingState:
 class WeightsFile:
     """What a weights file holds: its architecture, the network's tensors, measured gains and free notes.
 
+    ``degradation`` is the config node of what the network trained on (None where the file does not record it);
     ``training`` is set for a Lightning checkpoint (what resuming it needs to match), None for exported weights.
     """
 
@@ -102,6 +108,7 @@ class WeightsFile:
     tensors: dict[str, torch.Tensor]
     gains: dict[int, dict[str, float]] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    degradation: dict[str, Any] | None = None
     training: TrainingState | None = None
 
 
@@ -182,6 +189,13 @@ def _parse_gains(path: Path, gains: Any) -> dict[int, dict[str, float]]:
         raise AFMFileError(path, f"its gains metadata is malformed ({exc!r})") from exc
 
 
+def _parse_degradation(path: Path, node: Any) -> dict[str, Any] | None:
+    """A recorded training degradation as a mapping (None where absent); AFMFileError if it is not one."""
+    if node is not None and not isinstance(node, dict):
+        raise AFMFileError(path, f"its training degradation record is not a mapping ({type(node).__name__})")
+    return node
+
+
 def check_archive(path: Path) -> None:
     """AFMFileError naming ``path`` where its zip members do not match their CRC-32s or the archive is damaged."""
     try:
@@ -241,7 +255,9 @@ def read_checkpoint(path: Path) -> WeightsFile:
         raise AFMFileError(path, "its 'afm_sr' architecture record is not a mapping")
     tensors = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items()
                if k.startswith("net.") and isinstance(v, torch.Tensor)}
-    return WeightsFile(path, parse_record(path, ckpt["afm_sr"]), tensors, training=_training_state(ckpt))
+    return WeightsFile(path, parse_record(path, ckpt["afm_sr"]), tensors,
+                       degradation=_parse_degradation(path, ckpt.get(DEGRADATION_KEY)),
+                       training=_training_state(ckpt))
 
 
 def read_safetensors(path: Path) -> WeightsFile:
@@ -264,10 +280,12 @@ def read_safetensors(path: Path) -> WeightsFile:
             record = {"_target_": meta["target"], "kwargs": json.loads(meta.get("kwargs", "null")),
                       "scales": record["scales"]}
         gains = json.loads(meta["gains"]) if "gains" in meta else None
+        degradation = json.loads(meta["degradation"]) if "degradation" in meta else None
     except (json.JSONDecodeError, RecursionError) as exc:
         raise AFMFileError(path, f"its metadata is not valid JSON ({exc})") from exc
     extra = {k: v for k, v in meta.items() if k not in RESERVED}
-    return WeightsFile(path, parse_record(path, record), tensors, _parse_gains(path, gains), extra)
+    return WeightsFile(path, parse_record(path, record), tensors, _parse_gains(path, gains), extra,
+                       _parse_degradation(path, degradation))
 
 
 def read_weights(path: PathLike) -> WeightsFile:

@@ -3,8 +3,9 @@
 python experiments/acquisition/interpolate.py START.safetensors TUNED.safetensors ALPHA OUT.safetensors
 
 OUT = (1 - ALPHA) * TUNED + ALPHA * START, tensor by tensor, with TUNED's metadata less its measured gains (they no
-longer hold) and a new checksum; ``afm-sr export OUT FINAL --gains ... --notes ...`` then records the
-average's own. Fine-tuning from a model keeps both in one
+longer hold) and a new checksum, so TUNED's ``degradation`` record (what its run trained on) carries over;
+``afm-sr export OUT FINAL --gains ... --notes ...`` then records the average's own (``--degradation`` another
+training degradation). Fine-tuning from a model keeps both in one
 basin, so points between them are working models that trade the start's protocol for the tuned one's robustness
 (Wortsman et al. 2022, "Robust fine-tuning of zero-shot models").
 """
