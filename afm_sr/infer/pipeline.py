@@ -21,7 +21,7 @@ from afm_sr.errors import AFMFileError, InputError
 from afm_sr.infer import adapt as own
 from afm_sr.infer.adapt import Pairs, SelfCheck
 from afm_sr.infer.devices import resolve_device, resolve_precision
-from afm_sr.infer.tiling import Plan, Progress, plan, tiled_sr
+from afm_sr.infer.tiling import Plan, Progress, pass_limit, plan, tiled_sr
 from afm_sr.infer.weights import SRModel, load_model
 from afm_sr.io import HeightMap
 from afm_sr.io.budget import format_size, headroom, reserve
@@ -72,7 +72,7 @@ def _planned_tiles(what: str, shape: tuple[int, int], scale: int, per_image_px: 
     room = headroom(memory_limit) - fixed
     if dev.type == "cuda":  # the activations live in the GPU's own memory
         room = min(room, int(GPU_SHARE * torch.cuda.mem_get_info(dev)[0]))
-    work = plan(model.net, shape, s, tile, batch, resolve_precision(precision, dev), room)
+    work = plan(model.net, shape, s, tile, batch, resolve_precision(precision, dev), room, pass_limit(dev))
     reserve(fixed + work.peak, what, limit=memory_limit)
     return work
 

@@ -44,6 +44,10 @@ PEAK_MARGIN = 1.05
 BICUBIC_BLOCK = 128
 #: LR side of the probe that measures a network's peak.
 PROBE_LR = 16
+#: Output pixels per pass of a split network's upsampling on a CPU at most: its activations are then ~2 GB, not ~9;
+#: at 1024 px x8 (fp32, one thread) strips of 128 LR rows took 34 s against 71 s for 3 strips of 341 rows, their
+#: 3 px halos included (experiments/bench/RESULTS.md). A GPU takes the largest passes that fit.
+CPU_PASS_PX = 1 << 23
 
 
 def exact_margin(net: SRNet, scale: int) -> int:
@@ -253,12 +257,12 @@ def plan_tiles(margin: int, shape: tuple[int, int], scale: int, tile: int | str 
 
 
 def plan(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | list[Tile] | None = "auto", batch: int = 1,
-         dtype: torch.dtype | None = None, memory: int | None = None) -> Plan:
+         dtype: torch.dtype | None = None, memory: int | None = None, pass_px: int | None = None) -> Plan:
     """The plan of ``net`` over an LR image of ``shape`` with ``batch`` tiles per pass (``tile`` as ``plan_tiles``).
 
     A split network (``feature_channels``) runs its LR-grid stage into one feature map where that map leaves room
-    under ``memory``, and only its upsampling in tiles; otherwise the whole residual runs per tile. Tiles given as a
-    list are the residual's.
+    under ``memory``, and only its upsampling in tiles, for ``"auto"`` of at most ``pass_px`` output pixels each
+    (``CPU_PASS_PX`` on a CPU); otherwise the whole residual runs per tile. Tiles given as a list are the residual's.
     """
     s = int(scale)
     if isinstance(tile, list):
@@ -270,12 +274,19 @@ def plan(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | list[
         room = None if memory is None else memory - feature_map
         f_bytes, u_bytes = (batch * activation_bytes(net, s, dtype, stage) for stage in ("features", "upsample"))
         features = plan_tiles(net.feature_radius() * s, shape, s, tile, f_bytes, room)
+        if pass_px is not None:
+            room = min(room if room is not None else pass_px * u_bytes, pass_px * u_bytes)
         tiles = plan_tiles(max(net.upsample_radius(s), 2 * s), shape, s, tile, u_bytes, room)
         peak = feature_map + max(largest_out_px(features, s) * f_bytes, largest_out_px(tiles, s) * u_bytes)
         return Plan(tiles, features, int(peak))
     px_bytes = batch * activation_bytes(net, s, dtype)
     tiles = plan_tiles(exact_margin(net, s), shape, s, tile, px_bytes, memory)
     return Plan(tiles, None, int(largest_out_px(tiles, s) * px_bytes))
+
+
+def pass_limit(device: torch.device) -> int | None:
+    """Output pixels per upsampling pass at most on ``device`` (``CPU_PASS_PX`` on a CPU, else no limit)."""
+    return CPU_PASS_PX if device.type == "cpu" else None
 
 
 @lru_cache(maxsize=32)
@@ -322,7 +333,7 @@ def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, ga
     ny, nx = lr_net.shape
     s = int(scale)
     work = tile if isinstance(tile, Plan) else plan(net, (ny, nx), s, tile, batch, dtype,
-                                                    headroom() if tile == "auto" else None)
+                                                    headroom() if tile == "auto" else None, pass_limit(device))
     offset = float(np.mean(lr_base))
     base = torch.from_numpy(np.asarray(lr_base, dtype=np.float64) - offset).to(device=device, dtype=torch.float32)
     source = torch.from_numpy(np.ascontiguousarray(lr_net, dtype=np.float32)).to(device=device, dtype=dtype)[None]
