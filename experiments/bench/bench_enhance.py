@@ -7,9 +7,10 @@ For each input size, scale and precision (fp32; bf16 where the CPU has bf16 unit
 makes (one call, no tiles; as loaded and channels-last, the faster counts), ``enhance(lr, scale=s,
 adapt=False)`` with its self-check, without it, and the self-check alone (as ``enhance`` runs it, and on the
 whole scan), interleaved in rounds (each keeps its fastest round). Ratios are enhance / the faster bare
-forward. Where the bare forward's activations do not fit half the available memory (1024 px at x8 here:
-~19 GB), the bare time is that of its four 512 px quadrants (the network's cost is linear in pixels; said in
-the row). Everything through the network contract only (``net(lr, s)``).
+forward. Where the bare forward's fp32 activations do not fit the memory limit (1024 px at x8 here: ~19 GB; the
+same rule for bf16, whose single 9 GB call ran past 15 minutes), the bare time is that of its four 512 px
+quadrants (the network's cost is linear in pixels; said in the row). Everything through the network contract
+only (``net(lr, s)``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def surface(n: int, seed: int = 0) -> np.ndarray:
 
 def bare_calls(net: SRNet, z: torch.Tensor, scale: int) -> tuple[list[Callable[[], object]], str]:
     """The bare forward as loaded and channels-last (on the four quadrants where the whole does not fit)."""
-    fits = activation_bytes(net, scale) * z.numel() * scale * scale < headroom()
+    fits = activation_bytes(net, scale, torch.float32) * z.numel() * scale * scale < headroom()  # one rule for both
     parts = [z] if fits else [z[..., y:y + z.shape[-2] // 2, x:x + z.shape[-1] // 2]
                               for y in (0, z.shape[-2] // 2) for x in (0, z.shape[-1] // 2)]
     last = copy.deepcopy(net).to(memory_format=torch.channels_last)
