@@ -79,8 +79,6 @@ def resolve_tile(tile: int | str | None, margin: int, scale: int) -> int | str |
 
 #: Elements per output pixel, per (architecture, its kwargs, scale, stage): copies of one network probe the same.
 _PROBED: dict[tuple[type, str, int, str], float] = {}
-#: What a probe runs: the whole residual, or the two stages of a split network (``SRNet.feature_channels``).
-STAGES = ("residual", "features", "upsample")
 
 
 def activation_bytes(net: SRNet, scale: int, dtype: torch.dtype | None = None, stage: str = "residual") -> float:
@@ -256,17 +254,15 @@ def plan_tiles(margin: int, shape: tuple[int, int], scale: int, tile: int | str 
             for y0, y1 in _cores(ny, rows) for x0, x1 in _cores(nx, cols)]
 
 
-def plan(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | list[Tile] | None = "auto", batch: int = 1,
+def plan(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | None = "auto", batch: int = 1,
          dtype: torch.dtype | None = None, memory: int | None = None, pass_px: int | None = None) -> Plan:
     """The plan of ``net`` over an LR image of ``shape`` with ``batch`` tiles per pass (``tile`` as ``plan_tiles``).
 
     A split network (``feature_channels``) runs its LR-grid stage into one feature map where that map leaves room
-    under ``memory``, and only its upsampling in tiles, for ``"auto"`` of at most ``pass_px`` output pixels each
-    (``CPU_PASS_PX`` on a CPU); otherwise the whole residual runs per tile. Tiles given as a list are the residual's.
+    under ``memory``, and only its upsampling in tiles, for ``"auto"`` of at most ``pass_px`` output pixels a pass
+    (``CPU_PASS_PX`` on a CPU); otherwise the whole residual runs per tile.
     """
     s = int(scale)
-    if isinstance(tile, list):
-        return Plan(tile, None, int(batch * largest_out_px(tile, s) * activation_bytes(net, s, dtype)))
     ny, nx = shape
     itemsize = (dtype or next(net.parameters()).dtype).itemsize
     feature_map = net.feature_channels * ny * nx * itemsize
@@ -274,9 +270,9 @@ def plan(net: SRNet, shape: tuple[int, int], scale: int, tile: int | str | list[
         room = None if memory is None else memory - feature_map
         f_bytes, u_bytes = (batch * activation_bytes(net, s, dtype, stage) for stage in ("features", "upsample"))
         features = plan_tiles(net.feature_radius() * s, shape, s, tile, f_bytes, room)
-        if pass_px is not None:
-            room = min(room if room is not None else pass_px * u_bytes, pass_px * u_bytes)
-        tiles = plan_tiles(max(net.upsample_radius(s), 2 * s), shape, s, tile, u_bytes, room)
+        pass_room = None if pass_px is None else int(pass_px * u_bytes / batch)  # a pass holds ``batch`` tiles
+        tail_room = min((r for r in (room, pass_room) if r is not None), default=None)
+        tiles = plan_tiles(max(net.upsample_radius(s), 2 * s), shape, s, tile, u_bytes, tail_room)
         peak = feature_map + max(largest_out_px(features, s) * f_bytes, largest_out_px(tiles, s) * u_bytes)
         return Plan(tiles, features, int(peak))
     px_bytes = batch * activation_bytes(net, s, dtype)
@@ -302,7 +298,7 @@ def _band(lo: int, hi: int, length: int) -> slice:
 
 @torch.inference_mode()
 def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, gain: float,
-             tile: int | str | list[Tile] | Plan | None = "auto", batch: int = 1, device: torch.device | None = None,
+             tile: int | str | Plan | None = "auto", batch: int = 1, device: torch.device | None = None,
              dtype: torch.dtype = torch.float32, progress: Progress | None = None) -> np.ndarray:
     """``bicubic(lr_base) + gain * net.residual(lr_net, scale)`` at ``scale`` times the size, float64.
 
@@ -318,7 +314,7 @@ def tiled_sr(net: SRNet, lr_net: np.ndarray, lr_base: np.ndarray, scale: int, ga
         Scale factor; the result has ``scale`` times as many pixels per side.
     gain : float
         Factor applied to the residual (the normalization's std, to get back to meters).
-    tile : int, "auto", None, list of Tile or Plan
+    tile : int, "auto", None or Plan
         As ``plan`` (``"auto"`` against the memory left under the default limit), or a plan already made.
     batch : int
         Tiles of the same size per forward pass.
